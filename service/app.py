@@ -1,0 +1,99 @@
+"""Assembles the FastAPI app; the lifespan owns every resource and hands them to requests.
+
+Start-up order: artifact (refuse to start if damaged) -> device and scorer -> FAISS index ->
+Redis (URL or embedded) -> micro-batcher -> optional one-time import of demo ratings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from models.artifact import load_artifact
+from service.batcher import MicroBatcher
+from service.history import HistoryStore
+from service.http_errors import install_error_handlers
+from service.importer import import_ratings
+from service.metrics import Metrics, MetricsMiddleware
+from service.recommender import Recommender
+from service.redis_client import redis_connection
+from service.retrieval import ItemIndex
+from service.routes import health, items, users
+from service.routes import score as score_routes
+from service.scorer import Scorer, resolve_device
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a request may use; built by the lifespan, read through `service.deps`."""
+
+    settings: Settings
+    recommender: Recommender
+    store: HistoryStore
+    metrics: Metrics
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        device = resolve_device(settings.device)
+        artifact = load_artifact(settings.artifact, device)
+        scorer = Scorer(artifact, device)
+        model = artifact.model
+        bias = model.item_bias.weight[:, 0].cpu().numpy() if model.item_bias is not None else None
+        item_index = ItemIndex(model.structure.weight.cpu().numpy(), bias)
+        batcher = MicroBatcher(
+            scorer.run,
+            settings.batch_max_size,
+            settings.batch_max_wait_ms / 1000,
+            metrics.batch_size.observe,
+        )
+        async with redis_connection(
+            settings.redis_url, settings.data_dir, settings.redis_timeout_s
+        ) as client:
+            store = HistoryStore(client, settings.key_prefix, settings.history_cap)
+            if settings.import_ratings is not None:
+                written = await import_ratings(
+                    client, store, settings.import_ratings, settings.key_prefix
+                )
+                log.info("imported %d ratings from %s", written, settings.import_ratings)
+            await batcher.start()
+            recommender = Recommender(artifact, store, scorer, batcher, item_index, settings)
+            app.state.services = Services(settings, recommender, store, metrics)
+            log.info("serving model %s on %s", artifact.version, device)
+            try:
+                yield
+            finally:
+                await batcher.stop()
+
+    app = FastAPI(
+        title="Because",
+        version="1",
+        summary="Recommendations that say why: attentive neural collaborative filtering.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app, metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+        )
+    app.include_router(users.router)
+    app.include_router(score_routes.router)
+    app.include_router(items.router)
+    app.include_router(health.router)
+    return app

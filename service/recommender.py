@@ -1,0 +1,230 @@
+"""What the API does, independent of HTTP: validate, read history, score, rank, explain.
+
+Routes translate JSON to these calls and back. Every prediction goes through the
+micro-batcher into the artifact's one batched inference function.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.artifact import Artifact
+from models.inference import History
+from service.batcher import MicroBatcher
+from service.errors import InvalidInput, LimitExceeded, NotFound, UnknownItems
+from service.history import HistoryStore, Rating
+from service.retrieval import ItemIndex
+from service.schemas import Because, RatingIn
+from service.scorer import LeaveOneOut, ScoreJob, Scorer, ScoreResult
+from service.settings import Settings
+
+LIKED = 4.0  # ratings at or above this (on a 1..5 scale; scaled otherwise) count as liked
+
+
+@dataclass(frozen=True)
+class Ranked:
+    item: int
+    score: float
+    predicted_rating: float
+    because: list[Because] | None = None
+
+
+@dataclass(frozen=True)
+class Explained:
+    predicted_rating: float
+    because: list[Because]
+
+
+class Recommender:
+    def __init__(
+        self,
+        artifact: Artifact,
+        store: HistoryStore,
+        scorer: Scorer,
+        batcher: MicroBatcher[ScoreJob, ScoreResult],
+        items: ItemIndex,
+        settings: Settings,
+    ):
+        self.artifact = artifact
+        self.store = store
+        self.scorer = scorer
+        self.batcher = batcher
+        self.items = items
+        self.settings = settings
+        config = artifact.model.config
+        self.low, self.high = config.rating_low, config.rating_high
+        self.liked = self.low + (LIKED - 1.0) / 4.0 * (self.high - self.low)
+
+    @property
+    def version(self) -> str:
+        return self.artifact.version
+
+    # -- input -----------------------------------------------------------------------------
+
+    def validate_ratings(self, ratings: list[RatingIn]) -> list[Rating]:
+        """Checks a whole batch before anything is stored; raises naming every problem."""
+        if len(ratings) > self.settings.max_ratings_per_request:
+            raise LimitExceeded(
+                f"{len(ratings)} ratings in one request; at most "
+                f"{self.settings.max_ratings_per_request}"
+            )
+        self.indices([r.item_id for r in ratings])
+        now = int(time.time())
+        latest = now + self.settings.max_future_skew_s
+        out = []
+        for position, r in enumerate(ratings):
+            if not self.low <= r.rating <= self.high:
+                raise InvalidInput(
+                    f"ratings[{position}].rating = {r.rating} is outside the "
+                    f"model's scale {self.low:g}..{self.high:g}"
+                )
+            if r.timestamp is not None and r.timestamp > latest:
+                raise InvalidInput(
+                    f"ratings[{position}].timestamp = {r.timestamp} is in the "
+                    f"future (server time {now})"
+                )
+            out.append(
+                Rating(r.item_id, float(r.rating), now if r.timestamp is None else r.timestamp)
+            )
+        return out
+
+    def indices(self, item_ids: list[str], limit: int | None = None) -> np.ndarray:
+        if limit is not None and len(item_ids) > limit:
+            raise LimitExceeded(f"{len(item_ids)} item ids in one request; at most {limit}")
+        ids = self.artifact.item_ids
+        unknown = [i for i in item_ids if i not in ids]
+        if unknown:
+            raise UnknownItems(unknown)
+        return np.fromiter((ids.index(i) for i in item_ids), np.int64, len(item_ids))
+
+    def item_index(self, item_id: str) -> int:
+        index = self.artifact.item_ids.get(item_id)
+        if index is None:
+            raise NotFound(f"no item {item_id!r} in model {self.version}")
+        return index
+
+    def history(self, ratings: list[Rating]) -> History:
+        """Dense history of the items the model knows, oldest first."""
+        ids = self.artifact.item_ids
+        known = [r for r in ratings if r.item_id in ids]
+        return History(
+            np.fromiter((ids.index(r.item_id) for r in known), np.int64, len(known)),
+            np.fromiter((r.rating for r in known), np.float32, len(known)),
+        )
+
+    async def ratings_for(self, user_id: str | None, inline: list[RatingIn] | None) -> list[Rating]:
+        if inline is not None:
+            return sorted(self.validate_ratings(inline), key=lambda r: r.timestamp)
+        assert user_id is not None
+        return await self.store.read(user_id)
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    async def score(self, ratings: list[Rating], item_ids: list[str]) -> np.ndarray:
+        targets = self.indices(item_ids, self.settings.max_items_per_request)
+        result = await self.batcher.submit(ScoreJob(self.history(ratings), targets))
+        return result.ratings
+
+    async def rank(
+        self,
+        ratings: list[Rating],
+        candidates: list[str] | None,
+        k: int,
+        exclude_rated: bool,
+        explain: bool,
+    ) -> list[Ranked]:
+        if k > self.settings.max_k:
+            raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
+        history = self.history(ratings)
+        if candidates is not None:
+            pool = np.unique(self.indices(candidates, self.settings.max_candidates))
+        else:
+            pool = self.retrieve(history)
+        if exclude_rated:
+            pool = pool[~np.isin(pool, history.items)]
+        if len(pool) == 0:
+            return []
+        result = await self.batcher.submit(ScoreJob(history, pool))
+        order = np.lexsort((pool, -result.ratings))[:k]  # best first, ties by item index
+        ranked = []
+        for i in order:
+            because = None
+            if explain:
+                loo = await self._leave_one_out(history, int(pool[i]))
+                because = self._because(history, loo, self.settings.explain_items)
+            r = float(result.ratings[i])
+            ranked.append(Ranked(int(pool[i]), r, r, because))
+        return ranked
+
+    def retrieve(self, history: History) -> np.ndarray:
+        """Candidates for a whole-catalogue rank: FAISS neighbours of the newest liked
+        items, plus the items with the largest learned bias (see README, Retrieval)."""
+        liked = history.items[history.ratings >= self.liked][::-1]
+        queries = liked[: self.settings.retrieval_queries]
+        return self.items.candidates(
+            queries, self.settings.retrieval_per_query, self.settings.retrieval_popular
+        )
+
+    # -- explanations ----------------------------------------------------------------------
+
+    async def explain(self, ratings: list[Rating], item_id: str, k: int) -> Explained:
+        target = self.item_index(item_id)
+        history = self.history(ratings)
+        loo = await self._leave_one_out(history, target)
+        return Explained(loo.prediction, self._because(history, loo, k))
+
+    async def carousels(
+        self, ratings: list[Rating], rows: int, k: int
+    ) -> list[tuple[Rating, list[Ranked]]]:
+        """For each recent highly rated item X, the recommendations whose attention is most
+        on X among those anchors."""
+        history = self.history(ratings).newest(self.scorer.max_context)
+        positions = [
+            p for p in range(len(history.items) - 1, -1, -1) if history.ratings[p] >= self.liked
+        ][:rows]
+        if not positions:
+            return []
+        pool = self.retrieve(history)
+        pool = pool[~np.isin(pool, history.items)]
+        if len(pool) == 0:
+            return []
+        result = await self.batcher.submit(ScoreJob(history, pool, with_attention=True))
+        top = np.lexsort((pool, -result.ratings))[: max(k * rows * 4, 50)]
+        anchor_attention = result.attention[top][:, positions]  # (top, anchors)
+        owner = anchor_attention.argmax(axis=1)
+        by_item = {r.item_id: r for r in ratings}
+        out = []
+        for a, position in enumerate(positions):
+            mine = top[owner == a][:k]
+            items = [
+                Ranked(int(pool[i]), float(result.ratings[i]), float(result.ratings[i]))
+                for i in mine
+            ]
+            anchor_id = self.artifact.item_ids.ids[int(history.items[position])]
+            out.append((by_item[anchor_id], items))
+        return out
+
+    async def _leave_one_out(self, history: History, target: int) -> LeaveOneOut:
+        return await self.batcher.call(self.scorer.leave_one_out, history, target)
+
+    def _because(self, history: History, loo: LeaveOneOut, k: int) -> list[Because]:
+        """The k history items that raise this prediction most, with their attention."""
+        history = history.newest(self.scorer.max_context)
+        ids = self.artifact.item_ids
+        order = np.argsort(-loo.contribution, kind="stable")[:k]
+        out = []
+        for position in order:
+            item_id = ids.ids[int(history.items[position])]
+            out.append(
+                Because(
+                    item_id=item_id,
+                    title=self.artifact.catalogue.title(item_id),
+                    rating=float(history.ratings[position]),
+                    attention=float(loo.attention[position]),
+                    contribution=float(loo.contribution[position]),
+                )
+            )
+        return out

@@ -1,0 +1,37 @@
+"""Scoring and ranking for a stored user or an inline (what-if, nothing stored) history."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.deps import RecommenderDep
+from service.routes.render import ranked_items
+from service.schemas import ItemScore, RankRequest, RankResponse, ScoreRequest, ScoreResponse
+
+router = APIRouter(prefix="/v1", tags=["ranking"])
+
+
+@router.post("/score", response_model=ScoreResponse)
+async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
+    ratings = await rec.ratings_for(body.user_id, body.ratings)
+    predicted = await rec.score(ratings, body.item_ids)
+    return ScoreResponse(
+        scores=[
+            ItemScore(item_id=i, predicted_rating=float(p))
+            for i, p in zip(body.item_ids, predicted, strict=True)
+        ],
+        cold_start=len(rec.history(ratings).items) == 0,
+        model_version=rec.version,
+    )
+
+
+@router.post("/rank", response_model=RankResponse)
+async def rank(body: RankRequest, rec: RecommenderDep) -> RankResponse:
+    """Top k items. Without `candidates`, FAISS retrieval proposes them (README)."""
+    ratings = await rec.ratings_for(body.user_id, body.ratings)
+    ranked = await rec.rank(ratings, body.candidates, body.k, body.exclude_rated, body.explain)
+    return RankResponse(
+        items=ranked_items(rec, ranked),
+        cold_start=len(rec.history(ratings).items) == 0,
+        model_version=rec.version,
+    )

@@ -1,0 +1,150 @@
+"""Request and response bodies of API v1. Ids are strings; ratings are finite numbers.
+
+Range checks that depend on the model (its rating scale, its items) or on settings (list
+limits) happen in the recommender, so the messages can name the scale and the limit.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
+ItemId = str
+
+
+class RatingIn(BaseModel):
+    """One rating as posted: timestamp in Unix seconds, server time when absent."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+    rating: float = Field(allow_inf_nan=False)
+    timestamp: int | None = Field(default=None, ge=0)
+
+
+class RatingOut(BaseModel):
+    item_id: str
+    rating: float
+    timestamp: int
+
+
+class RatingsPost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ratings: list[RatingIn] = Field(min_length=1)
+
+
+class RatingsStored(BaseModel):
+    user_id: str
+    stored: int
+    history_size: int
+
+
+class UserRatings(BaseModel):
+    """A user's history, newest first."""
+
+    user_id: str
+    ratings: list[RatingOut]
+    history_size: int
+
+
+class _ForUser(BaseModel):
+    """Either a stored user's history (`user_id`) or an inline, unstored one (`ratings`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=ID_PATTERN)
+    ratings: list[RatingIn] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _ForUser:
+        if (self.user_id is None) == (self.ratings is None):
+            raise ValueError("give exactly one of user_id (stored history) or ratings (inline)")
+        return self
+
+
+class ScoreRequest(_ForUser):
+    item_ids: list[ItemId] = Field(min_length=1)
+
+
+class ItemScore(BaseModel):
+    item_id: str
+    predicted_rating: float
+
+
+class ScoreResponse(BaseModel):
+    scores: list[ItemScore]
+    cold_start: bool = Field(description="no usable history: the default-user prediction")
+    model_version: str
+
+
+class RankRequest(_ForUser):
+    candidates: list[ItemId] | None = Field(default=None, min_length=1)
+    k: int = Field(default=10, ge=1)
+    exclude_rated: bool = True
+    explain: bool = False
+
+
+class Because(BaseModel):
+    """One history item behind a prediction: its attention weight, and how much the
+    prediction drops when it is left out of the history (exact, not approximated)."""
+
+    item_id: str
+    title: str
+    rating: float
+    attention: float
+    contribution: float
+
+
+class RankedItem(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    predicted_rating: float
+    because: list[Because] | None = None
+
+
+class RankResponse(BaseModel):
+    items: list[RankedItem]
+    cold_start: bool
+    model_version: str
+
+
+class ExplanationResponse(BaseModel):
+    user_id: str
+    item_id: str
+    predicted_rating: float
+    cold_start: bool
+    because: list[Because]
+    note: str | None = None
+    model_version: str
+
+
+class Anchor(BaseModel):
+    item_id: str
+    title: str
+    rating: float
+
+
+class CarouselRow(BaseModel):
+    anchor: Anchor
+    items: list[RankedItem]
+
+
+class CarouselResponse(BaseModel):
+    user_id: str
+    rows: list[CarouselRow]
+    model_version: str
+
+
+class Item(BaseModel):
+    item_id: str
+    title: str
+    genres: list[str]
+
+
+class SimilarItem(Item):
+    similarity: float
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    items: list[SimilarItem]
+    model_version: str

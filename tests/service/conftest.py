@@ -1,0 +1,44 @@
+"""A running app (lifespan and all) on the planted artifact and a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from service.app import create_app
+from service.settings import Settings
+
+
+@pytest.fixture
+def settings(artifact_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
+    return Settings(
+        artifact=artifact_dir,
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        data_dir=tmp_path,
+        batch_max_wait_ms=2.0,
+        max_ratings_per_request=50,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
+            yield c
+
+
+@pytest.fixture
+def raw_redis(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, str]:
+    """Every key of this test and its value: what 'nothing changed' is checked against."""
+    return {k: raw.get(k) for k in sorted(raw.scan_iter(f"{prefix}:*"))}

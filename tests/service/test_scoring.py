@@ -1,0 +1,181 @@
+"""Score, rank, explain: read-your-writes, new users, determinism, micro-batching."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+
+from models.data.synthetic import PlantedData
+
+
+def liked_and_disliked(planted: PlantedData, user: int = 0) -> tuple[list[str], list[str]]:
+    likes = planted.user_likes[user]
+    liked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if likes[c]]
+    disliked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if not likes[c]]
+    return liked, disliked
+
+
+def as_ratings(liked: list[str], disliked: list[str]) -> list[dict]:
+    return [{"item_id": i, "rating": 5, "timestamp": 10 + n} for n, i in enumerate(liked)] + [
+        {"item_id": i, "rating": 1, "timestamp": 100 + n} for n, i in enumerate(disliked)
+    ]
+
+
+async def scores(client: httpx.AsyncClient, body: dict) -> dict[str, float]:
+    r = await client.post("/v1/score", json=body)
+    assert r.status_code == 200, r.text
+    return {s["item_id"]: s["predicted_rating"] for s in r.json()["scores"]}
+
+
+async def test_a_new_user_is_served_from_their_first_ratings(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    liked, disliked = liked_and_disliked(planted)
+    probe = {"user_id": "newcomer", "item_ids": [liked[-1], disliked[-1]]}
+    cold = (await client.post("/v1/score", json=probe)).json()
+    assert cold["cold_start"] is True
+    await client.post(
+        "/v1/users/newcomer/ratings", json={"ratings": as_ratings(liked[:6], disliked[:6])}
+    )
+    warm = await client.post("/v1/score", json=probe)
+    assert warm.json()["cold_start"] is False
+    got = {s["item_id"]: s["predicted_rating"] for s in warm.json()["scores"]}
+    assert got[liked[-1]] - got[disliked[-1]] > 1.5
+
+
+async def test_read_your_writes(client: httpx.AsyncClient, planted: PlantedData) -> None:
+    liked, disliked = liked_and_disliked(planted)
+    await client.post("/v1/users/rw/ratings", json={"ratings": as_ratings(liked[:3], [])})
+    target = disliked[-1]
+    before = await scores(client, {"user_id": "rw", "item_ids": [target]})
+    await client.post("/v1/users/rw/ratings", json={"ratings": as_ratings([], disliked[:8])})
+    after = await scores(client, {"user_id": "rw", "item_ids": [target]})
+    assert after[target] < before[target] - 0.3
+
+
+async def test_inline_ratings_store_nothing_and_match_stored(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    liked, disliked = liked_and_disliked(planted, 3)
+    ratings = as_ratings(liked[:5], disliked[:5])
+    items = liked[-3:] + disliked[-3:]
+    inline = await scores(client, {"ratings": ratings, "item_ids": items})
+    assert (await client.get("/v1/users/whatif/ratings")).json()["history_size"] == 0
+    await client.post("/v1/users/whatif/ratings", json={"ratings": ratings})
+    stored = await scores(client, {"user_id": "whatif", "item_ids": items})
+    assert inline == stored
+    assert stored == await scores(client, {"user_id": "whatif", "item_ids": items})
+
+
+async def test_score_rejects_unknown_items_and_ambiguous_bodies(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/score", json={"user_id": "x", "item_ids": ["i1", "zzz"]})
+    assert r.status_code == 422 and "'zzz'" in r.json()["detail"]
+    r = await client.post("/v1/score", json={"user_id": "x", "ratings": [], "item_ids": ["i1"]})
+    assert r.status_code == 422 and "exactly one" in str(r.json()["detail"])
+
+
+async def test_rank_whole_catalogue_excludes_rated_and_prefers_liked_clusters(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    liked, disliked = liked_and_disliked(planted, 5)
+    rated = liked[:6] + disliked[:6]
+    await client.post(
+        "/v1/users/ranker/ratings", json={"ratings": as_ratings(liked[:6], disliked[:6])}
+    )
+    r = await client.post("/v1/rank", json={"user_id": "ranker", "k": 10})
+    body = r.json()
+    assert r.status_code == 200 and len(body["items"]) == 10
+    ids = [x["item_id"] for x in body["items"]]
+    assert not set(ids) & set(rated)
+    assert sum(i in liked for i in ids) >= 8
+    assert [x["score"] for x in body["items"]] == sorted(
+        (x["score"] for x in body["items"]), reverse=True
+    )
+
+
+async def test_rank_with_candidates_and_explanations(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    liked, disliked = liked_and_disliked(planted, 7)
+    ratings = as_ratings(liked[:5], disliked[:5])
+    candidates = liked[-4:] + disliked[-4:]
+    r = await client.post(
+        "/v1/rank", json={"ratings": ratings, "candidates": candidates, "k": 3, "explain": True}
+    )
+    items = r.json()["items"]
+    assert len(items) == 3 and all(x["item_id"] in liked[-4:] for x in items)
+    for item in items:
+        assert 1 <= len(item["because"]) <= 3
+        assert all(b["item_id"] in liked[:5] + disliked[:5] for b in item["because"])
+
+
+async def test_the_largest_contribution_is_the_largest_real_drop(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    liked, disliked = liked_and_disliked(planted, 2)
+    ratings = as_ratings(liked[:6], disliked[:6])
+    await client.post("/v1/users/why/ratings", json={"ratings": ratings})
+    target = liked[-1]
+    r = await client.get("/v1/users/why/explanations", params={"item_id": target, "k": 12})
+    body = r.json()
+    assert r.status_code == 200 and len(body["because"]) == 12
+    full = (await scores(client, {"ratings": ratings, "item_ids": [target]}))[target]
+    assert np.isclose(body["predicted_rating"], full, atol=1e-5)
+    drops = {}
+    for left_out in ratings:
+        rest = [x for x in ratings if x is not left_out]
+        drops[left_out["item_id"]] = (
+            full - (await scores(client, {"ratings": rest, "item_ids": [target]}))[target]
+        )
+    top = body["because"][0]
+    assert top["item_id"] == max(drops, key=drops.get)
+    for b in body["because"]:
+        assert np.isclose(b["contribution"], drops[b["item_id"]], atol=1e-4)
+    assert np.isclose(sum(b["attention"] for b in body["because"]), 1.0, atol=1e-4)
+
+
+async def test_explanation_for_a_user_without_history(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/users/ghost/explanations", params={"item_id": "i1"})
+    body = r.json()
+    assert r.status_code == 200 and body["because"] == [] and body["cold_start"] is True
+    assert "default-user" in body["note"]
+
+
+async def test_because_you_watched_rows(client: httpx.AsyncClient, planted: PlantedData) -> None:
+    liked, disliked = liked_and_disliked(planted, 4)
+    await client.post(
+        "/v1/users/home/ratings", json={"ratings": as_ratings(liked[:8], disliked[:4])}
+    )
+    r = await client.get("/v1/users/home/because-you-watched", params={"rows": 3, "k": 5})
+    rows = r.json()["rows"]
+    assert r.status_code == 200 and 1 <= len(rows) <= 3
+    anchors = [row["anchor"]["item_id"] for row in rows]
+    assert anchors == list(reversed(liked[:8]))[: len(rows)]  # newest liked first
+    shown = [x["item_id"] for row in rows for x in row["items"]]
+    assert shown and len(shown) == len(set(shown))
+
+
+async def test_micro_batched_scores_equal_single_requests(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    bodies = []
+    for user in range(24):
+        liked, disliked = liked_and_disliked(planted, user)
+        bodies.append(
+            {
+                "ratings": as_ratings(liked[: 2 + user % 5], disliked[: 1 + user % 3]),
+                "item_ids": (liked[-5:] + disliked[-(1 + user % 7) :]),
+            }
+        )
+    alone = [await scores(client, b) for b in bodies]
+    together = await asyncio.gather(*(scores(client, b) for b in bodies))
+    for a, t in zip(alone, together, strict=True):
+        assert a.keys() == t.keys()
+        assert np.allclose(list(a.values()), list(t.values()), atol=1e-5)
+    metrics = (await client.get("/metrics")).text
+    batches = [
+        line for line in metrics.splitlines() if line.startswith("because_scorer_batch_size_count")
+    ]
+    assert batches and float(batches[0].split()[-1]) < 2 * len(bodies)  # some were batched
