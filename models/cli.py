@@ -63,10 +63,11 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from models.artifact import save_artifact
     from models.data.readers import read_items, read_ratings
     from models.data.table import Catalogue
-    from models.train import train, with_overrides
+    from models.pipeline import build_artifact
+    from models.train import with_overrides
+    from models.train_ranker import RankerTrainConfig
 
     config = with_overrides(
         TrainConfig(),
@@ -80,29 +81,22 @@ def _train(args: argparse.Namespace) -> int:
     )
     table, report = read_ratings(args.train, scale=config.scale)
     catalogue = read_items(args.items) if args.items else Catalogue.empty()
-    result = train(table, config, progress=not args.no_progress)
-    metrics = {
-        "validation_rmse": result.validation_rmse,
-        "best_epoch": result.best_epoch,
-        "epochs": result.epochs,
-        "train_seconds": round(result.seconds, 1),
-        "device": result.device,
-        "n_ratings": len(table),
-        "duplicates_replaced": report.duplicates_replaced,
-    }
-    train_config = config.to_dict() | {"train_path": str(args.train.resolve())}
-    save_artifact(
-        args.out,
-        result.model,
-        result.item_ids,
+    built = build_artifact(
+        table,
         catalogue,
-        train_config=train_config,
-        data_fingerprint=table.fingerprint(),
-        metrics=metrics,
+        args.out,
+        config,
+        RankerTrainConfig(device=args.device, seed=args.seed),
+        progress=not args.no_progress,
+        train_path=args.train,
+        extra_metrics={"duplicates_replaced": report.duplicates_replaced},
     )
+    rating, ranking = built.rating, built.ranking
     print(
-        f"wrote {args.out}: validation RMSE {result.validation_rmse:.4f} "
-        f"(epoch {result.best_epoch}), {result.seconds:.0f} s on {result.device}"
+        f"wrote {args.out}: validation RMSE {rating.validation_rmse:.4f} "
+        f"(epoch {rating.best_epoch}, {rating.seconds:.0f} s), ranker validation NDCG@10 "
+        f"{ranking.validation_ndcg:.4f} (epoch {ranking.best_epoch}, {ranking.seconds:.0f} s), "
+        f"on {rating.device}"
     )
     return 0
 

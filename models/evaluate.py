@@ -18,20 +18,22 @@ from models.baselines import fit_baselines
 from models.data.table import IdMap, RatingScale, RatingTable
 from models.inference import History, predict_ratings
 from models.metrics import mae, rmse
+from models.network import AttentiveScorer
 
 UNKNOWN_ITEM_SHRINK = 5.0
 
 
 def predict_table(
-    artifact: Artifact,
+    model: AttentiveScorer,
+    item_ids: IdMap,
+    max_context: int,
     history_table: RatingTable,
     test: RatingTable,
     device: torch.device | str = "cpu",
     batch_users: int = 256,
 ) -> tuple[np.ndarray, int]:
     """Predictions for every row of `test` in its order, and how many hit unknown items."""
-    item_ids = artifact.item_ids
-    mean = float(artifact.model.global_mean)
+    mean = float(model.global_mean)
     histories = _histories_by_user(history_table, item_ids)
     known = np.fromiter((i in item_ids for i in test.items.tolist()), bool, len(test))
     prediction = np.empty(len(test), np.float64)
@@ -53,11 +55,11 @@ def predict_table(
             for u, _ in chunk
         ]
         targets = [item_ids.encode(test.items[known_index[rows]]) for _, rows in chunk]
-        preds = predict_ratings(artifact.model, hist, targets, artifact.max_context, device)
+        preds = predict_ratings(model, hist, targets, max_context, device)
         for (_, rows), p in zip(chunk, preds, strict=True):
             prediction[known_index[rows]] = p
-    scale = RatingScale(**_scale_args(artifact))
-    return np.clip(prediction, scale.low, scale.high), int((~known).sum())
+    c = model.config
+    return np.clip(prediction, c.rating_low, c.rating_high), int((~known).sum())
 
 
 def evaluate(
@@ -69,7 +71,9 @@ def evaluate(
 ) -> dict:
     """One JSON-ready report: our rmse/mae/n, and the baselines' when asked."""
     started = time.perf_counter()
-    pred, unknown = predict_table(artifact, history_table, test, device)
+    pred, unknown = predict_table(
+        artifact.model, artifact.item_ids, artifact.max_context, history_table, test, device
+    )
     report: dict = {
         "rmse": rmse(pred, test.ratings),
         "mae": mae(pred, test.ratings),
@@ -81,7 +85,7 @@ def evaluate(
     }
     if with_baselines:
         report["baselines"] = {}
-        for baseline in fit_baselines(history_table, RatingScale(**_scale_args(artifact))):
+        for baseline in fit_baselines(history_table, _scale(artifact.model)):
             p = baseline.predict(test.users, test.items)
             report["baselines"][baseline.name] = {
                 "rmse": rmse(p, test.ratings),
@@ -90,9 +94,9 @@ def evaluate(
     return report
 
 
-def _scale_args(artifact: Artifact) -> dict:
-    c = artifact.model.config
-    return {"low": c.rating_low, "high": c.rating_high, "step": c.rating_step}
+def _scale(model: AttentiveScorer) -> RatingScale:
+    c = model.config
+    return RatingScale(c.rating_low, c.rating_high, c.rating_step)
 
 
 def _rows_by_user(table: RatingTable) -> dict[str, np.ndarray]:

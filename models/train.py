@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Everything that decides a training run; saved in the artifact manifest."""
 
-    dim: int = 64
-    head: Head = "mlp1"
+    dim: int = 128
+    head: Head = "dot"
     biases: bool = True
     implicit: bool = True
     hidden: tuple[int, ...] = (200, 100)

@@ -50,9 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         device = resolve_device(settings.device)
         artifact = load_artifact(settings.artifact, device)
         scorer = Scorer(artifact, device)
-        model = artifact.model
-        bias = model.item_bias.weight[:, 0].cpu().numpy() if model.item_bias is not None else None
-        item_index = ItemIndex(model.structure.weight.cpu().numpy(), bias)
+        # FAISS indexes the ranker's frozen item embeddings; its item bias picks the
+        # always-added popular candidates.
+        ranker = artifact.ranker
+        item_index = ItemIndex(
+            ranker.item_embeddings.cpu().numpy(), ranker.item_bias.detach().cpu().numpy()
+        )
         batcher = MicroBatcher(
             scorer.run,
             settings.batch_max_size,

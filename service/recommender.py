@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -18,9 +19,10 @@ from service.errors import InvalidInput, LimitExceeded, NotFound, UnknownItems
 from service.history import HistoryStore, Rating
 from service.retrieval import ItemIndex
 from service.schemas import Because, RatingIn
-from service.scorer import LeaveOneOut, ScoreJob, Scorer, ScoreResult
+from service.scorer import LeaveOneOut, ScoreJob, Scorer, ScoreResult, best_first
 from service.settings import Settings
 
+Order = Literal["ranking", "rating"]
 LIKED = 4.0  # ratings at or above this (on a 1..5 scale; scaled otherwise) count as liked
 
 
@@ -135,29 +137,42 @@ class Recommender:
         k: int,
         exclude_rated: bool,
         explain: bool,
+        order: Order = "ranking",
     ) -> list[Ranked]:
+        """Top k by the ranker's score (`order="ranking"`) or by predicted rating."""
         if k > self.settings.max_k:
             raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
         history = self.history(ratings)
         if candidates is not None:
             pool = np.unique(self.indices(candidates, self.settings.max_candidates))
         else:
-            pool = self.retrieve(history)
+            pool = self.whole_catalogue(history)
         if exclude_rated:
             pool = pool[~np.isin(pool, history.items)]
         if len(pool) == 0:
             return []
-        result = await self.batcher.submit(ScoreJob(history, pool))
-        order = np.lexsort((pool, -result.ratings))[:k]  # best first, ties by item index
+        by_ranking = order == "ranking"
+        job = ScoreJob(history, pool, ranking=by_ranking, rate_top=k)
+        result = await self.batcher.submit(job)
+        score = result.ranking if by_ranking else result.ratings
+        top = best_first(pool, score)[:k]
         ranked = []
-        for i in order:
+        for i in top:
             because = None
             if explain:
-                loo = await self._leave_one_out(history, int(pool[i]))
-                because = self._because(history, loo, self.settings.explain_items)
-            r = float(result.ratings[i])
-            ranked.append(Ranked(int(pool[i]), r, r, because))
+                loo = await self._leave_one_out(history, int(pool[i]), by_ranking)
+                because = self._because(loo, self.settings.explain_items)
+            ranked.append(
+                Ranked(int(pool[i]), float(score[i]), float(result.ratings[i]), because)
+            )
         return ranked
+
+    def whole_catalogue(self, history: History) -> np.ndarray:
+        """Candidates for a rank without `candidates`: every item when the catalogue is
+        small enough to score exhaustively (it is exact), else FAISS retrieval."""
+        if len(self.artifact.item_ids) <= self.settings.exhaustive_max_items:
+            return np.arange(len(self.artifact.item_ids), dtype=np.int64)
+        return self.retrieve(history)
 
     def retrieve(self, history: History) -> np.ndarray:
         """Candidates for a whole-catalogue rank: FAISS neighbours of the newest liked
@@ -171,28 +186,31 @@ class Recommender:
     # -- explanations ----------------------------------------------------------------------
 
     async def explain(self, ratings: list[Rating], item_id: str, k: int) -> Explained:
+        """Why this predicted rating: the rating scorer's exact leave-one-out."""
         target = self.item_index(item_id)
-        history = self.history(ratings)
-        loo = await self._leave_one_out(history, target)
-        return Explained(loo.prediction, self._because(history, loo, k))
+        loo = await self._leave_one_out(self.history(ratings), target, ranking=False)
+        return Explained(loo.prediction, self._because(loo, k))
 
     async def carousels(
         self, ratings: list[Rating], rows: int, k: int
     ) -> list[tuple[Rating, list[Ranked]]]:
-        """For each recent highly rated item X, the recommendations whose attention is most
-        on X among those anchors."""
-        history = self.history(ratings).newest(self.scorer.max_context)
-        positions = [
-            p for p in range(len(history.items) - 1, -1, -1) if history.ratings[p] >= self.liked
-        ][:rows]
+        """For each recent highly rated item X, the best-ranked recommendations whose
+        ranker attention is most on X among those anchors."""
+        history = self.history(ratings)
+        newest_first = range(len(history.items) - 1, -1, -1)
+        window = len(history.items) - self.scorer.max_history  # older items get no attention
+        positions = [p for p in newest_first if history.ratings[p] >= self.liked and p >= window]
+        positions = positions[:rows]
         if not positions:
             return []
-        pool = self.retrieve(history)
+        pool = self.whole_catalogue(history)
         pool = pool[~np.isin(pool, history.items)]
         if len(pool) == 0:
             return []
-        result = await self.batcher.submit(ScoreJob(history, pool, with_attention=True))
-        top = np.lexsort((pool, -result.ratings))[: max(k * rows * 4, 50)]
+        shown = max(k * rows * 4, 50)
+        job = ScoreJob(history, pool, ranking=True, rate_top=shown, with_attention=True)
+        result = await self.batcher.submit(job)
+        top = best_first(pool, result.ranking)[:shown]
         anchor_attention = result.attention[top][:, positions]  # (top, anchors)
         owner = anchor_attention.argmax(axis=1)
         by_item = {r.item_id: r for r in ratings}
@@ -200,19 +218,19 @@ class Recommender:
         for a, position in enumerate(positions):
             mine = top[owner == a][:k]
             items = [
-                Ranked(int(pool[i]), float(result.ratings[i]), float(result.ratings[i]))
+                Ranked(int(pool[i]), float(result.ranking[i]), float(result.ratings[i]))
                 for i in mine
             ]
             anchor_id = self.artifact.item_ids.ids[int(history.items[position])]
             out.append((by_item[anchor_id], items))
         return out
 
-    async def _leave_one_out(self, history: History, target: int) -> LeaveOneOut:
-        return await self.batcher.call(self.scorer.leave_one_out, history, target)
+    async def _leave_one_out(self, history: History, target: int, ranking: bool) -> LeaveOneOut:
+        return await self.batcher.call(self.scorer.leave_one_out, history, target, ranking)
 
-    def _because(self, history: History, loo: LeaveOneOut, k: int) -> list[Because]:
-        """The k history items that raise this prediction most, with their attention."""
-        history = history.newest(self.scorer.max_context)
+    def _because(self, loo: LeaveOneOut, k: int) -> list[Because]:
+        """The k history items that raise this score most, with their attention."""
+        history = loo.history
         ids = self.artifact.item_ids
         order = np.argsort(-loo.contribution, kind="stable")[:k]
         out = []

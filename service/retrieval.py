@@ -29,9 +29,9 @@ def build_index(vectors: np.ndarray, exact_below: int = 50_000, nprobe: int = 16
 
 
 class ItemIndex:
-    def __init__(self, structure: np.ndarray, item_bias: np.ndarray | None):
-        norms = np.linalg.norm(structure, axis=1, keepdims=True)
-        self.vectors = np.ascontiguousarray(structure / np.maximum(norms, 1e-12), np.float32)
+    def __init__(self, embeddings: np.ndarray, item_bias: np.ndarray | None):
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        self.vectors = np.ascontiguousarray(embeddings / np.maximum(norms, 1e-12), np.float32)
         self.index = build_index(self.vectors)
         # Items by learned bias, best first: what the scorer favours regardless of taste.
         self.by_bias = np.argsort(-item_bias) if item_bias is not None else np.arange(0)

@@ -6,6 +6,8 @@ limits) happen in the recommender, so the messages can name the scale and the li
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
@@ -80,6 +82,11 @@ class RankRequest(_ForUser):
     k: int = Field(default=10, ge=1)
     exclude_rated: bool = True
     explain: bool = False
+    order: Literal["ranking", "rating"] = Field(
+        default="ranking",
+        description="ranking: what the user is likely to pick next (the ranker); "
+        "rating: highest predicted rating first",
+    )
 
 
 class Because(BaseModel):
@@ -96,13 +103,17 @@ class Because(BaseModel):
 class RankedItem(BaseModel):
     item_id: str
     title: str
-    score: float
+    score: float = Field(
+        description="what the list is ordered by: the ranker's logit (comparable within one "
+        "response only) or, with order=rating, the predicted rating"
+    )
     predicted_rating: float
     because: list[Because] | None = None
 
 
 class RankResponse(BaseModel):
     items: list[RankedItem]
+    order: Literal["ranking", "rating"]
     cold_start: bool
     model_version: str
 

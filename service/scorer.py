@@ -1,4 +1,7 @@
-"""Runs the artifact's batched inference on the serving device; explanations included.
+"""Runs the artifact's two scorers on the serving device; explanations included.
+
+The rating scorer predicts ratings; the ranker orders items (seed 001). A job asks for
+ratings, and for ranking scores too when it comes from a ranking call.
 
 Everything here is synchronous and runs on the batcher's worker thread, never on the
 event loop. Item-side state (the model's tables) is moved to the device once, at load.
@@ -6,35 +9,52 @@ event loop. Item-side state (the model's tables) is moved to the device once, at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from models.artifact import Artifact
-from models.inference import History, pad_batch, predict
+from models.inference import History, PaddedBatch, pad_batch, predict
+from models.ranking_inference import predict_ranking
 
 
 @dataclass(frozen=True)
 class ScoreJob:
-    """Score `targets` (dense item indices) for one history."""
+    """Score `targets` (dense item indices) for one history.
+
+    ranking: add the ranker's scores; then `rate_top`, when set, limits predicted ratings
+    to the best-ranked `rate_top` targets (a rank response shows only its top k, and the
+    rating scorer costs more than the ranker). with_attention: the attention of the model
+    that orders the job (the ranker when `ranking`, else the rating scorer)."""
 
     history: History
     targets: np.ndarray
+    ranking: bool = False
+    rate_top: int | None = None
     with_attention: bool = False
 
 
 @dataclass(frozen=True)
 class ScoreResult:
-    ratings: np.ndarray  # (C,) predicted ratings
-    attention: np.ndarray | None  # (C, L) over the job's history, when asked
+    ratings: np.ndarray  # (C,) predicted ratings; NaN for targets outside `rate_top`
+    ranking: np.ndarray | None  # (C,) ranking scores (logits), when asked
+    attention: np.ndarray | None  # (C, len(job.history)); 0 beyond the model's cap
+
+
+def best_first(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Positions of `targets` by descending score, ties by item index: the one order used
+    for every ranked list."""
+    return np.lexsort((targets, -scores))
 
 
 @dataclass(frozen=True)
 class LeaveOneOut:
-    """prediction: with the whole history; attention (L,) of the target over the history;
-    contribution (L,): prediction minus the prediction without that history item."""
+    """For one target over `history` (the newest items the model used): its score with the
+    whole history, attention (L,), and contribution (L,): score minus score without that
+    item. Rating scorer: scores are predicted ratings; ranker: ranking logits."""
 
+    history: History
     prediction: float
     attention: np.ndarray
     contribution: np.ndarray
@@ -49,39 +69,106 @@ def resolve_device(name: str) -> torch.device:
 class Scorer:
     def __init__(self, artifact: Artifact, device: torch.device):
         self.model = artifact.model.to(device)
+        self.ranker = artifact.ranker.to(device)
         self.device = device
         self.max_context = artifact.max_context
+        self.max_history = artifact.max_history
 
     def run(self, jobs: list[ScoreJob]) -> list[ScoreResult]:
         """Scores a micro-batch. Jobs are grouped by target count (powers of two) so a
         10-item request does not pay for padding to a 1000-item neighbour."""
         results: list[ScoreResult | None] = [None] * len(jobs)
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, bool], list[int]] = {}
         for index, job in enumerate(jobs):
-            groups.setdefault(max(1, len(job.targets)).bit_length(), []).append(index)
-        for members in groups.values():
-            histories = [jobs[i].history.newest(self.max_context) for i in members]
-            batch = pad_batch(histories, [jobs[i].targets for i in members], self.device)
-            out = predict(self.model, batch)
+            key = (max(1, len(job.targets)).bit_length(), job.ranking)
+            groups.setdefault(key, []).append(index)
+        for (_, ranking), members in groups.items():
+            if ranking:
+                self._run_ranking(jobs, members, results)
+                continue
+            out = predict(self.model, self._batch(jobs, members, self.max_context))
             ratings = out.rating.float().cpu().numpy()
             want_attention = any(jobs[i].with_attention for i in members)
             attention = out.attention.float().cpu().numpy() if want_attention else None
             for row, i in enumerate(members):
-                c, n = len(jobs[i].targets), len(histories[row].items)
-                att = attention[row, :c, :n] if jobs[i].with_attention else None
-                results[i] = ScoreResult(ratings[row, :c], att)
+                job, c = jobs[i], len(jobs[i].targets)
+                results[i] = ScoreResult(
+                    ratings[row, :c],
+                    None,
+                    _over_history(attention[row, :c], len(job.history.items), self.max_context)
+                    if job.with_attention
+                    else None,
+                )
         return results  # type: ignore[return-value]
 
-    def leave_one_out(self, history: History, target: int) -> LeaveOneOut:
-        """Exact contributions in one call: slot 0 sees the whole history, slot j + 1 the
-        history without item j (H = 1, C = L + 1 slots of the same target)."""
-        history = history.newest(self.max_context)
+    def _run_ranking(
+        self, jobs: list[ScoreJob], members: list[int], results: list[ScoreResult | None]
+    ) -> None:
+        """The ranker over every target, then the rating scorer over each job's best
+        `rate_top` (all targets when None)."""
+        out = predict_ranking(self.ranker, self._batch(jobs, members, self.max_history))
+        scores = out.score.float().cpu().numpy()
+        want_attention = any(jobs[i].with_attention for i in members)
+        attention = out.attention.float().cpu().numpy() if want_attention else None
+        rated_positions = []
+        for row, i in enumerate(members):
+            job = jobs[i]
+            order = best_first(job.targets, scores[row, : len(job.targets)])
+            rated_positions.append(order if job.rate_top is None else order[: job.rate_top])
+        ratings = self._ratings_at(jobs, members, rated_positions)
+        for row, i in enumerate(members):
+            job, c = jobs[i], len(jobs[i].targets)
+            results[i] = ScoreResult(
+                ratings[row],
+                scores[row, :c],
+                _over_history(attention[row, :c], len(job.history.items), self.max_history)
+                if job.with_attention
+                else None,
+            )
+
+    def _ratings_at(
+        self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Predicted ratings of each job's targets at `positions`, NaN elsewhere."""
+        out = [np.full(len(jobs[i].targets), np.nan, np.float32) for i in members]
+        if not any(len(p) for p in positions):
+            return out
+        histories = [jobs[i].history.newest(self.max_context) for i in members]
+        wanted = [jobs[i].targets[p] for i, p in zip(members, positions, strict=True)]
+        rated = predict(self.model, pad_batch(histories, wanted, self.device))
+        ratings = rated.rating.float().cpu().numpy()
+        for row, p in enumerate(positions):
+            out[row][p] = ratings[row, : len(p)]
+        return out
+
+    def leave_one_out(self, history: History, target: int, ranking: bool = False) -> LeaveOneOut:
+        """Exact contributions in one batched call: row 0 is the whole history, row j + 1
+        the history really without item j (so everything that depends on the history,
+        recency included, is recomputed), each scoring the same target."""
+        history = history.newest(self.max_history if ranking else self.max_context)
         n = len(history.items)
-        context = np.ones((1, n + 1, max(1, n)), bool)
-        context[0, 1:, :n] &= ~np.eye(n, dtype=bool)
-        batch = pad_batch([history], [np.full(n + 1, target, np.int64)], self.device)
-        batch = replace(batch, context_mask=torch.from_numpy(context).to(self.device))
-        out = predict(self.model, batch)
-        ratings = out.rating[0].float().cpu().numpy()
-        attention = out.attention[0, 0, :n].float().cpu().numpy()
-        return LeaveOneOut(float(ratings[0]), attention, ratings[0] - ratings[1:])
+        variants = [history] + [history.without(j) for j in range(n)]
+        batch = pad_batch(variants, [np.array([target], np.int64)] * (n + 1), self.device)
+        if ranking:
+            out = predict_ranking(self.ranker, batch)
+            scores, attention = out.score[:, 0], out.attention[0, 0, :n]
+        else:
+            rated = predict(self.model, batch)
+            scores, attention = rated.rating[:, 0], rated.attention[0, 0, :n]
+        scores = scores.float().cpu().numpy()
+        return LeaveOneOut(
+            history, float(scores[0]), attention.float().cpu().numpy(), scores[0] - scores[1:]
+        )
+
+    def _batch(self, jobs: list[ScoreJob], members: list[int], cap: int) -> PaddedBatch:
+        histories = [jobs[i].history.newest(cap) for i in members]
+        return pad_batch(histories, [jobs[i].targets for i in members], self.device)
+
+
+def _over_history(attention: np.ndarray, length: int, cap: int) -> np.ndarray:
+    """(C, used) attention over the newest `used` items -> (C, length) over the whole
+    history, zero for the items beyond the cap."""
+    used = min(length, cap)
+    out = np.zeros((attention.shape[0], length), np.float32)
+    out[:, length - used :] = attention[:, :used]
+    return out

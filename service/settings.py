@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(default=32, ge=1)
     batch_max_wait_ms: float = Field(default=2.0, ge=0)
 
+    # Whole-catalogue ranks score every item up to this catalogue size (exact), FAISS beyond.
+    exhaustive_max_items: int = Field(default=20_000, ge=0)
     retrieval_queries: int = Field(default=32, ge=1)  # newest liked items used as FAISS queries
     retrieval_per_query: int = Field(default=50, ge=1)
     retrieval_popular: int = Field(default=100, ge=0)  # top items by learned bias, always added

@@ -18,10 +18,16 @@ import redis
 
 from models.artifact import save_artifact
 from models.data.synthetic import PlantedData, planted_ratings
+from models.pipeline import frozen_item_embeddings
 from models.train import TrainConfig, TrainResult, train
+from models.train_ranker import RankerTrainConfig, RankerTrainResult, train_ranker
 
 SMALL_TRAIN = TrainConfig(
     dim=16, hidden=(32, 16), max_epochs=25, patience=3, batch_size=128, lr=5e-3, refit=False, seed=0
+)
+
+SMALL_RANK = RankerTrainConfig(
+    width=16, hops=2, max_epochs=15, patience=3, cuts_per_user=4, max_history=64, seed=0
 )
 
 
@@ -36,16 +42,29 @@ def trained(planted: PlantedData) -> TrainResult:
 
 
 @pytest.fixture(scope="session")
+def ranked(planted: PlantedData, trained: TrainResult) -> RankerTrainResult:
+    embeddings = frozen_item_embeddings(planted.table, trained.item_ids, trained.model)
+    return train_ranker(
+        planted.table, trained.item_ids, embeddings, SMALL_RANK, SMALL_TRAIN.scale, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
 def artifact_dir(
-    tmp_path_factory: pytest.TempPathFactory, planted: PlantedData, trained: TrainResult
+    tmp_path_factory: pytest.TempPathFactory,
+    planted: PlantedData,
+    trained: TrainResult,
+    ranked: RankerTrainResult,
 ) -> Path:
     folder = tmp_path_factory.mktemp("artifact")
     return save_artifact(
         folder,
         trained.model,
+        ranked.model,
         trained.item_ids,
         planted.catalogue,
         train_config=SMALL_TRAIN.to_dict(),
+        ranker_train_config=SMALL_RANK.to_dict(),
         data_fingerprint=planted.table.fingerprint(),
         metrics={"validation_rmse": trained.validation_rmse},
     )

@@ -1,9 +1,11 @@
 """Planted ratings for fast, deterministic tests: the right answers are known in advance.
 
 Items fall into clusters; every user likes some clusters (ratings near 5) and dislikes the
-rest (near 1-2), and rates items from every cluster. A user's mean rating therefore says
-little about a given item: a model has to look at the target's cluster, and at how the user
-rated that cluster before, to predict well. That is what target-dependent attention is for.
+rest (near 1-2), and rates items from every cluster, liked clusters `pick_bias` times as
+often as the rest (so what a user picks next, the ranker's target, also has structure).
+A user's mean rating says little about a given item: a model has to look at the target's
+cluster, and at how the user rated that cluster before, to predict well. That is what
+target-dependent attention is for.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def planted_ratings(
     n_clusters: int = 4,
     ratings_per_user: tuple[int, int] = (15, 40),
     noise: float = 0.3,
+    pick_bias: float = 3.0,
     seed: int = 0,
 ) -> PlantedData:
     """Ratings 1..5 with clustered tastes; each user's count drawn from ratings_per_user."""
@@ -50,8 +53,11 @@ def planted_ratings(
     likes = _tastes(rng, n_users, n_clusters)
     counts = rng.integers(low, high + 1, n_users)
 
-    # Each user's items: one random member of every cluster first, then the rest at random.
-    keys = rng.random((n_users, n_items))
+    # Each user's items: one random member of every cluster first, then the rest drawn
+    # without replacement, liked clusters weighted by pick_bias (smallest keys are taken:
+    # -u^(1/w) is the Efraimidis-Spirakis key for weight w).
+    weight = np.where(likes[:, item_cluster], pick_bias, 1.0)
+    keys = -(rng.random((n_users, n_items)) ** (1.0 / weight))
     for c in range(n_clusters):
         members = np.flatnonzero(item_cluster == c)
         keys[np.arange(n_users), rng.choice(members, n_users)] -= 1.0

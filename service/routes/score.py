@@ -27,11 +27,14 @@ async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
 
 @router.post("/rank", response_model=RankResponse)
 async def rank(body: RankRequest, rec: RecommenderDep) -> RankResponse:
-    """Top k items. Without `candidates`, FAISS retrieval proposes them (README)."""
+    """Top k items. Without `candidates`, the whole catalogue (README, Retrieval)."""
     ratings = await rec.ratings_for(body.user_id, body.ratings)
-    ranked = await rec.rank(ratings, body.candidates, body.k, body.exclude_rated, body.explain)
+    ranked = await rec.rank(
+        ratings, body.candidates, body.k, body.exclude_rated, body.explain, body.order
+    )
     return RankResponse(
         items=ranked_items(rec, ranked),
+        order=body.order,
         cold_start=len(rec.history(ratings).items) == 0,
         model_version=rec.version,
     )

@@ -63,6 +63,16 @@ def test_liked_clusters_are_rated_far_above_disliked_ones(data: PlantedData) -> 
     assert min(gaps) > 1.5
 
 
+def test_liked_clusters_are_picked_more_often(data: PlantedData) -> None:
+    users = np.array([int(u[1:]) for u in data.table.users])
+    liked_share_of_catalogue = data.user_likes[users].mean(axis=1)  # clusters are equal-sized
+    assert liked_mask(data).mean() > liked_share_of_catalogue.mean() + 0.1
+    unbiased = planted_ratings(n_users=200, n_items=90, n_clusters=3, pick_bias=1.0, seed=7)
+    users = np.array([int(u[1:]) for u in unbiased.table.users])
+    share = unbiased.user_likes[users].mean(axis=1).mean()
+    assert abs(liked_mask(unbiased).mean() - share) < 0.03
+
+
 def test_timestamps_increase_within_each_user(data: PlantedData) -> None:
     for user in range(200):
         stamps = data.table.timestamps[data.table.users == f"u{user}"]

@@ -18,6 +18,7 @@ def liked_and_disliked(planted: PlantedData, user: int = 0) -> tuple[list[str], 
 
 
 def as_ratings(liked: list[str], disliked: list[str]) -> list[dict]:
+    """Liked items rated 5, disliked 1; the dislikes are the newest."""
     return [{"item_id": i, "rating": 5, "timestamp": 10 + n} for n, i in enumerate(liked)] + [
         {"item_id": i, "rating": 1, "timestamp": 100 + n} for n, i in enumerate(disliked)
     ]
@@ -76,23 +77,24 @@ async def test_score_rejects_unknown_items_and_ambiguous_bodies(client: httpx.As
     assert r.status_code == 422 and "exactly one" in str(r.json()["detail"])
 
 
-async def test_rank_whole_catalogue_excludes_rated_and_prefers_liked_clusters(
+async def test_rank_whole_catalogue_excludes_rated_and_follows_each_order(
     client: httpx.AsyncClient, planted: PlantedData
 ) -> None:
     liked, disliked = liked_and_disliked(planted, 5)
-    rated = liked[:6] + disliked[:6]
-    await client.post(
-        "/v1/users/ranker/ratings", json={"ratings": as_ratings(liked[:6], disliked[:6])}
-    )
-    r = await client.post("/v1/rank", json={"user_id": "ranker", "k": 10})
-    body = r.json()
-    assert r.status_code == 200 and len(body["items"]) == 10
-    ids = [x["item_id"] for x in body["items"]]
-    assert not set(ids) & set(rated)
-    assert sum(i in liked for i in ids) >= 8
-    assert [x["score"] for x in body["items"]] == sorted(
-        (x["score"] for x in body["items"]), reverse=True
-    )
+    # Like the planted users, who pick their liked clusters more often than the rest.
+    ratings = as_ratings(liked[:8], disliked[:2])
+    rated = liked[:8] + disliked[:2]
+    await client.post("/v1/users/ranker/ratings", json={"ratings": ratings})
+    for order, enough_liked in (("ranking", 7), ("rating", 8)):
+        r = await client.post("/v1/rank", json={"user_id": "ranker", "k": 10, "order": order})
+        body = r.json()
+        assert r.status_code == 200 and body["order"] == order and len(body["items"]) == 10
+        ids = [x["item_id"] for x in body["items"]]
+        assert not set(ids) & set(rated)
+        assert sum(i in liked for i in ids) >= enough_liked, (order, ids)
+        assert [x["score"] for x in body["items"]] == sorted(
+            (x["score"] for x in body["items"]), reverse=True
+        )
 
 
 async def test_rank_with_candidates_and_explanations(
@@ -101,14 +103,19 @@ async def test_rank_with_candidates_and_explanations(
     liked, disliked = liked_and_disliked(planted, 7)
     ratings = as_ratings(liked[:5], disliked[:5])
     candidates = liked[-4:] + disliked[-4:]
-    r = await client.post(
-        "/v1/rank", json={"ratings": ratings, "candidates": candidates, "k": 3, "explain": True}
-    )
-    items = r.json()["items"]
-    assert len(items) == 3 and all(x["item_id"] in liked[-4:] for x in items)
-    for item in items:
-        assert 1 <= len(item["because"]) <= 3
-        assert all(b["item_id"] in liked[:5] + disliked[:5] for b in item["because"])
+    for order in ("rating", "ranking"):
+        r = await client.post(
+            "/v1/rank",
+            json={"ratings": ratings, "candidates": candidates, "k": 3, "explain": True,
+                  "order": order},
+        )
+        items = r.json()["items"]
+        assert len(items) == 3 and all(x["item_id"] in candidates for x in items)
+        if order == "rating":  # the predicted ratings know the user's dislikes
+            assert all(x["item_id"] in liked[-4:] for x in items)
+        for item in items:
+            assert 1 <= len(item["because"]) <= 3
+            assert all(b["item_id"] in liked[:5] + disliked[:5] for b in item["because"])
 
 
 async def test_the_largest_contribution_is_the_largest_real_drop(
@@ -179,3 +186,31 @@ async def test_micro_batched_scores_equal_single_requests(
         line for line in metrics.splitlines() if line.startswith("because_scorer_batch_size_count")
     ]
     assert batches and float(batches[0].split()[-1]) < 2 * len(bodies)  # some were batched
+
+
+async def test_rank_orders_by_the_ranker_and_explains_with_its_exact_drops(
+    client: httpx.AsyncClient, planted: PlantedData
+) -> None:
+    liked, disliked = liked_and_disliked(planted, 9)
+    ratings = as_ratings(liked[:5], disliked[:5])
+    candidates = liked[-4:] + disliked[-4:]
+    body = {"ratings": ratings, "candidates": candidates, "k": 8, "explain": True}
+    ranked = (await client.post("/v1/rank", json=body)).json()
+    assert ranked["order"] == "ranking" and len(ranked["items"]) == 8
+    rated = await scores(client, {"ratings": ratings, "item_ids": candidates})
+    for item in ranked["items"]:
+        assert np.isclose(item["predicted_rating"], rated[item["item_id"]], atol=1e-5)
+    top = ranked["items"][0]
+    for because in top["because"]:
+        rest = [x for x in ratings if x["item_id"] != because["item_id"]]
+        again = await client.post(
+            "/v1/rank", json={"ratings": rest, "candidates": [top["item_id"]], "k": 1}
+        )
+        drop = top["score"] - again.json()["items"][0]["score"]
+        assert np.isclose(drop, because["contribution"], atol=1e-4)
+
+    by_rating = await client.post("/v1/rank", json={**body, "order": "rating", "explain": False})
+    items = by_rating.json()["items"]
+    assert by_rating.json()["order"] == "rating"
+    assert [x["score"] for x in items] == [x["predicted_rating"] for x in items]
+    assert [x["score"] for x in items] == sorted((x["score"] for x in items), reverse=True)

@@ -1,0 +1,158 @@
+"""Top-N ranking on MovieLens-100K: our ranker through the service's scoring path, beside
+popularity and EASE fitted on the same data in the same run; and FAISS retrieval recall.
+
+Protocol: each user's last 10 ratings by time held out (`u.data`); every item the user has
+not rated is ranked. Ours: `build_artifact` on the past, then, per user, exactly what
+`/v1/rank` without candidates runs: `Scorer.run` on a ranking job over every unrated item.
+EASE's lambda is tuned on a validation split of the past (each user's last 10 of it),
+never on the test. Retrieval recall: the share of the ranker's exhaustive top 10 that
+FAISS candidates (service settings) contain, for several candidate counts.
+
+    .venv/bin/python -m bench.ranking_quality --data ../shared/data/ml-100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.record import append_result
+from models.artifact import load_artifact
+from models.data.readers import read_items, read_ratings
+from models.data.splits import temporal_holdout
+from models.data.table import IdMap, RatingTable
+from models.inference import History
+from models.pipeline import build_artifact
+from models.ranking_baselines import Ease, Popularity, interaction_matrix
+from models.ranking_metrics import RankingTask, evaluate_ranking, ranking_task
+from service.retrieval import ItemIndex
+from service.scorer import ScoreJob, Scorer
+
+EASE_GRID = (50.0, 100.0, 200.0, 400.0, 800.0)
+RETRIEVAL_PER_QUERY = (10, 25, 50, 100, 200)
+
+
+def histories(table: RatingTable, item_ids: IdMap) -> dict[str, History]:
+    order = np.lexsort((table.timestamps, table.users))
+    out: dict[str, tuple[list, list]] = {}
+    for row in order:
+        items, ratings = out.setdefault(str(table.users[row]), ([], []))
+        items.append(item_ids.index(str(table.items[row])))
+        ratings.append(float(table.ratings[row]))
+    return {u: History(np.array(i, np.int64), np.array(r, np.float32)) for u, (i, r) in out.items()}
+
+
+def peer_scores(model: Popularity | Ease, x: np.ndarray, user_ids: IdMap, task: RankingTask):
+    return lambda rows: model.score(x[[user_ids.index(task.users[r]) for r in rows]])
+
+
+def tuned_ease(past: RatingTable, item_ids: IdMap) -> tuple[float, dict[float, float]]:
+    fit, val = temporal_holdout(past, 10)
+    user_ids = IdMap.from_values(fit.users)
+    x = interaction_matrix(fit, user_ids, item_ids)
+    task = ranking_task(fit, val, item_ids)
+    grid = {
+        reg: evaluate_ranking(task, peer_scores(Ease(reg).fit(x), x, user_ids, task))["ndcg"]
+        for reg in EASE_GRID
+    }
+    return max(grid, key=grid.get), grid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k"))
+    args = parser.parse_args()
+
+    table, _ = read_ratings(args.data / "u.data", layout="grouplens")
+    catalogue = read_items(args.data / "u.item")
+    past, future = temporal_holdout(table, 10)
+    results: dict[str, dict] = {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_artifact(past, catalogue, Path(tmp), progress=False)
+        artifact = load_artifact(Path(tmp))
+    item_ids = artifact.item_ids
+    scorer = Scorer(artifact, torch.device("cpu"))
+    task = ranking_task(past, future, item_ids)
+    user_histories = histories(past, item_ids)
+    every_item = np.arange(len(item_ids))
+
+    def ours(rows: list[int]) -> np.ndarray:
+        jobs = []
+        for r in rows:
+            history = user_histories[task.users[r]]
+            pool = every_item[~np.isin(every_item, history.items)]
+            jobs.append(ScoreJob(history, pool, ranking=True, rate_top=0))
+        out = np.full((len(rows), len(item_ids)), -np.inf)
+        for row, (job, result) in enumerate(zip(jobs, scorer.run(jobs), strict=True)):
+            out[row, job.targets] = result.ranking
+        return out
+
+    started = time.perf_counter()
+    results["attentive_ranker"] = evaluate_ranking(task, ours)
+    results["attentive_ranker"]["seconds_per_user"] = (time.perf_counter() - started) / len(
+        task.users
+    )
+
+    def by_rating(rows: list[int]) -> np.ndarray:
+        jobs = [ScoreJob(user_histories[task.users[r]], every_item) for r in rows]
+        return np.stack([result.ratings for result in scorer.run(jobs)])
+
+    results["attentive_rating_order"] = evaluate_ranking(task, by_rating)
+
+    user_ids = IdMap.from_values(past.users)
+    x = interaction_matrix(past, user_ids, item_ids)
+    results["popularity"] = evaluate_ranking(
+        task, peer_scores(Popularity().fit(x), x, user_ids, task)
+    )
+    reg, grid = tuned_ease(past, item_ids)
+    results["ease"] = evaluate_ranking(task, peer_scores(Ease(reg).fit(x), x, user_ids, task))
+    results["ease"]["lambda"] = reg
+
+    index = ItemIndex(
+        artifact.ranker.item_embeddings.numpy(), artifact.ranker.item_bias.detach().numpy()
+    )
+    exhaustive = ours(list(range(len(task.users))))
+    recall = {}
+    for per_query in RETRIEVAL_PER_QUERY:
+        found, sizes = [], []
+        for row, user in enumerate(task.users):
+            history = user_histories[user]
+            top10 = set(np.argsort(-exhaustive[row])[:10].tolist())
+            liked = history.items[history.ratings >= 4][::-1][:32]
+            pool = set(index.candidates(liked, per_query, 100).tolist()) - set(history.items)
+            found.append(len(top10 & pool) / 10)
+            sizes.append(len(pool))
+        recall[per_query] = {"recall_of_top10": float(np.mean(found)),
+                             "mean_candidates": float(np.mean(sizes))}
+
+    print(f"{len(task.users)} users, last 10 held out, every unrated item ranked")
+    print("| model | NDCG@10 | Recall@10 | HitRate@10 | MRR@10 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, m in results.items():
+        print(f"| {name} | {m['ndcg']:.4f} | {m['recall']:.4f} | {m['hit_rate']:.4f} "
+              f"| {m['mrr']:.4f} |")
+    print(f"EASE lambda grid (validation NDCG@10): {grid}")
+    print("FAISS retrieval recall of the exhaustive top 10:")
+    for per_query, r in recall.items():
+        print(f"  {per_query:4d} per query: recall {r['recall_of_top10']:.3f}, "
+              f"{r['mean_candidates']:.0f} candidates")
+    ranker = built.ranking
+    print(f"ranker: best epoch {ranker.best_epoch}, validation NDCG@10 "
+          f"{ranker.validation_ndcg:.4f}, {ranker.seconds:.0f} s; rating scorer "
+          f"{built.rating.seconds:.0f} s")
+    path = append_result("ranking", {
+        "results": results, "ease_grid": grid, "retrieval_recall": recall,
+        "ranker_train_seconds": ranker.seconds, "ranker_best_epoch": ranker.best_epoch,
+        "ranker_config": artifact.manifest["ranker_train_config"],
+    })
+    print(f"appended to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The ranking scorer of seed 001: multi-hop attention over frozen item embeddings.
+
+For a query item q and a user's history A_u, with frozen item embeddings x:
+    z^0 = h(x_q)
+    p^k = softmax_{i in A_u}(f^k(x_i) . z^(k-1))            k = 1..K
+    z^k = z^(k-1) + sum_i p^k_i g^k(x_i)
+    score(q, A_u) = phi . z^K + b_q
+f, g and h are linear maps; b_q is a learned item bias (it measured better than none). The
+score is a logit: training puts a softmax over the whole catalogue on it, so it only orders
+items for one user. With `ratings`, each history item's value g^k(x_i) gets a learned
+vector for its rating level, so a disliked item can push away instead of pulling.
+
+Like the rating scorer, nothing per user is learned: a new user's first ratings already
+shape their ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Architecture of the ranker; saved in the artifact manifest."""
+
+    n_items: int
+    embedding_dim: int
+    width: int = 64  # d' of the seed
+    hops: int = 2  # K of the seed
+    ratings: bool = True
+    output: Literal["shared", "query"] = "shared"
+    recency: int = 0  # > 0: learned key/value offsets for the newest `recency` positions
+    rating_low: float = 1.0
+    rating_step: float = 1.0
+    rating_levels: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RankerConfig:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RankerOutput:
+    """score: (H, C) logits; attention: (H, C, L), the hops' attention averaged."""
+
+    score: Tensor
+    attention: Tensor
+
+
+class AttentionRanker(nn.Module):
+    def __init__(self, config: RankerConfig, item_embeddings: Tensor):
+        super().__init__()
+        if tuple(item_embeddings.shape) != (config.n_items, config.embedding_dim):
+            raise ValueError(
+                f"item embeddings {tuple(item_embeddings.shape)}, config expects "
+                f"({config.n_items}, {config.embedding_dim})"
+            )
+        self.config = config
+        d, w = config.embedding_dim, config.width
+        # Frozen: a buffer is saved with the weights but never trained.
+        self.register_buffer("item_embeddings", item_embeddings.detach().clone().float())
+        self.query = nn.Linear(d, w)  # h
+        self.keys = nn.ModuleList(nn.Linear(d, w) for _ in range(config.hops))  # f^k
+        self.values = nn.ModuleList(nn.Linear(d, w) for _ in range(config.hops))  # g^k
+        self.age_keys = nn.ModuleList(
+            nn.Embedding(config.recency + 1, w) for _ in range(config.hops if config.recency else 0)
+        )
+        self.age_values = nn.ModuleList(
+            nn.Embedding(config.recency + 1, w) for _ in range(config.hops if config.recency else 0)
+        )
+        for table in [*self.age_keys, *self.age_values]:
+            nn.init.zeros_(table.weight)
+        self.rating_values = (
+            nn.Parameter(torch.zeros(config.hops, config.rating_levels, w))
+            if config.ratings
+            else None
+        )
+        # phi: one vector shared by all queries (the seed), or a linear map of the query
+        # item, which lets history and candidate interact beyond the attention weights.
+        query_output = config.output == "query"
+        self.output = nn.Linear(d if query_output else w, w if query_output else 1, bias=False)
+        self.item_bias = nn.Parameter(torch.zeros(config.n_items))
+        for layer in [self.query, *self.keys, *self.values]:
+            nn.init.orthogonal_(layer.weight)  # as in the seed (Saxe et al.)
+            nn.init.zeros_(layer.bias)
+
+    def forward(
+        self,
+        hist_items: Tensor,
+        hist_ratings: Tensor,
+        hist_mask: Tensor,
+        targets: Tensor,
+    ) -> RankerOutput:
+        """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
+        targets (H, C) long, or (C,) for one candidate list shared by every history (a
+        whole-catalogue softmax). A target never attends to itself."""
+        shared = targets.dim() == 1
+        x_hist = self.item_embeddings[hist_items]  # (H, L, d)
+        x_query = self.item_embeddings[targets]  # (H, C, d) or (C, d)
+        z = self.query(x_query)
+        if shared:
+            z = z.expand(hist_items.shape[0], -1, -1)
+            targets = targets.expand(hist_items.shape[0], -1)
+        context = hist_mask[:, None, :] & (hist_items[:, None, :] != targets[:, :, None])
+        attention_sum = torch.zeros_like(context, dtype=z.dtype)
+        levels = self._levels(hist_ratings)
+        age = self._age(hist_mask) if self.config.recency else None
+        for hop in range(self.config.hops):
+            keys = self.keys[hop](x_hist)  # (H, L, w)
+            values = self.values[hop](x_hist)
+            if age is not None:
+                keys = keys + self.age_keys[hop](age)
+                values = values + self.age_values[hop](age)
+            if self.rating_values is not None:
+                values = values + self.rating_values[hop][levels]
+            logits = torch.bmm(z, keys.transpose(1, 2)).masked_fill(~context, float("-inf"))
+            attention = torch.softmax(logits, dim=-1).nan_to_num(0.0)
+            z = z + torch.bmm(attention, values)
+            attention_sum = attention_sum + attention
+        if self.config.output == "query":
+            score = (z * self.output(x_query)).sum(-1)  # (C, w) broadcasts over H
+        else:
+            score = self.output(z).squeeze(-1)
+        score = score + self.item_bias[targets]
+        return RankerOutput(score=score, attention=attention_sum / self.config.hops)
+
+    def _levels(self, ratings: Tensor) -> Tensor:
+        c = self.config
+        level = torch.round((ratings - c.rating_low) / c.rating_step).long()
+        return level.clamp(0, c.rating_levels - 1)
+
+    def _age(self, hist_mask: Tensor) -> Tensor:
+        """(H, L) position from the newest item (0 = newest), capped at `recency`; the
+        history is left-aligned, oldest first."""
+        n = hist_mask.sum(dim=1, keepdim=True)
+        position = torch.arange(hist_mask.shape[1], device=hist_mask.device)[None, :]
+        return (n - 1 - position).clamp(0, self.config.recency)

@@ -1,0 +1,249 @@
+"""Trains the ranking scorer (seed 001) on frozen item embeddings: predict the future.
+
+Each example cuts one user's timeline at a random point: the items before the cut
+(newest `max_history`) are the history, the next `horizon` items are the positives. The
+loss is a softmax over the whole catalogue with the positives as a multi-label target
+(the history's own items masked out): for catalogues of thousands of items this is cheap,
+and it measured far better than the seed's popularity-sampled negatives (NOTES: 0.125 vs
+0.065 NDCG@10 on ML-100K). Early stopping watches NDCG@10 on held-out validation users'
+last `horizon` items, the same protocol as the test, never the test split itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.data.table import IdMap, RatingScale, RatingTable
+from models.inference import History
+from models.ranker import AttentionRanker, RankerConfig
+from models.ranking_inference import catalogue_scores
+from models.ranking_metrics import RankingTask, evaluate_ranking
+from models.train import UserTimelines, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankerTrainConfig:
+    """Everything that decides a ranker training run; saved in the artifact manifest."""
+
+    width: int = 64
+    hops: int = 2
+    ratings: bool = True
+    # Measured on ML-100K (README): the query output and recency each raised NDCG@10.
+    output: str = "query"  # "shared" phi (the seed) or "query": a map of the query item
+    recency: int = 50  # learned offsets for the newest positions (0: none, as in the seed)
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 40
+    patience: int = 4
+    cuts_per_user: int = 4  # training examples per user per epoch
+    horizon: int = 10  # positives after each cut, and the validation window
+    max_history: int = 200  # newest history items the ranker sees, in training and serving
+    val_users: float = 0.2
+    grad_clip: float = 10.0  # as in the seed
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RankerTrainResult:
+    model: AttentionRanker
+    best_epoch: int
+    validation_ndcg: float
+    epochs: list[dict]
+    seconds: float
+    device: str
+
+
+def train_ranker(
+    table: RatingTable,
+    item_ids: IdMap,
+    item_embeddings: torch.Tensor,
+    config: RankerTrainConfig = RankerTrainConfig(),
+    scale: RatingScale = RatingScale(),
+    progress: bool = True,
+) -> RankerTrainResult:
+    """Fits a ranker over `item_embeddings` (frozen; rows in item_ids order)."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
+    known = np.fromiter((i in item_ids for i in table.items.tolist()), bool, len(table))
+    table = table.take(known)
+    user_ids = IdMap.from_values(table.users)
+    timelines = UserTimelines(
+        user_ids.encode(table.users),
+        item_ids.encode(table.items),
+        table.ratings.astype(np.float32),
+        table.timestamps,
+        len(user_ids),
+    )
+    lengths = timelines.lengths.copy()
+    val_task = _validation_task(timelines, lengths, config, rng)
+    trainable = np.flatnonzero(lengths >= 2)
+
+    ranker_config = RankerConfig(
+        n_items=len(item_ids),
+        embedding_dim=int(item_embeddings.shape[1]),
+        width=config.width,
+        hops=config.hops,
+        ratings=config.ratings,
+        output=config.output,
+        recency=config.recency,
+        rating_low=scale.low,
+        rating_step=scale.step,
+        rating_levels=scale.levels,
+    )
+    model = AttentionRanker(ranker_config, item_embeddings).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    all_items = torch.arange(len(item_ids), device=device)
+
+    epochs: list[dict] = []
+    best_state, best_ndcg, stale = None, -1.0, 0
+    bar = tqdm(range(1, config.max_epochs + 1), disable=not progress, desc="rank", unit="epoch")
+    for epoch in bar:
+        model.train()
+        total, seen_examples = 0.0, 0
+        for users, cuts in _length_bucketed_batches(trainable, lengths, config, rng):
+            batch = _examples(timelines, lengths, users, cuts, config, device)
+            hist_items, hist_ratings, hist_mask, positives, positive_mask = batch
+            scores = model(hist_items, hist_ratings, hist_mask, all_items).score  # (B, N)
+            # The history's own items cannot be picked next, unless they are positives too.
+            seen = torch.zeros_like(scores).scatter_add_(1, hist_items, hist_mask.float()) > 0
+            seen.scatter_(1, positives, torch.zeros_like(positives, dtype=torch.bool))
+            log_p = torch.log_softmax(scores.masked_fill(seen, float("-inf")), dim=-1)
+            picked = log_p.gather(1, positives) * positive_mask
+            loss = -(picked.sum(1) / positive_mask.sum(1)).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimiser.step()
+            total += float(loss.detach()) * len(users)
+            seen_examples += len(users)
+        model.eval()
+        ndcg = _validation_ndcg(model, timelines, val_task, config, device)
+        record = {"epoch": epoch, "train_loss": total / seen_examples, "val_ndcg": ndcg}
+        epochs.append(record)
+        bar.set_postfix(val_ndcg=f"{ndcg:.4f}")
+        log.info("epoch %s", record)
+        if ndcg > best_ndcg + 1e-4:
+            best_ndcg, stale, best_state = ndcg, 0, copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    best = max(epochs, key=lambda e: e["val_ndcg"])
+    return RankerTrainResult(
+        model=model,
+        best_epoch=best["epoch"],
+        validation_ndcg=best["val_ndcg"],
+        epochs=epochs,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+    )
+
+
+def _validation_task(
+    timelines: UserTimelines, lengths: np.ndarray, config: RankerTrainConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, RankingTask]:
+    """Picks validation users and shortens their timelines in place (`lengths`): their
+    last `horizon` items are held out from training and become the relevant items."""
+    eligible = np.flatnonzero(lengths >= config.horizon + 5)
+    chosen = np.sort(rng.permutation(eligible)[: int(round(config.val_users * len(eligible)))])
+    relevant = []
+    for user in chosen:
+        n = lengths[user]
+        relevant.append(set(timelines.items[user, n - config.horizon : n].tolist()))
+        lengths[user] = n - config.horizon
+    seen = [timelines.items[u, : lengths[u]] for u in chosen]
+    return chosen, RankingTask([str(u) for u in chosen], seen, relevant)
+
+
+def _validation_ndcg(
+    model: AttentionRanker,
+    timelines: UserTimelines,
+    val_task: tuple[np.ndarray, RankingTask],
+    config: RankerTrainConfig,
+    device: torch.device,
+) -> float:
+    users, task = val_task
+
+    def score(positions: list[int]) -> np.ndarray:
+        histories = [
+            History(task.seen[p], timelines.ratings[users[p], : len(task.seen[p])])
+            for p in positions
+        ]
+        return catalogue_scores(model, histories, config.max_history, device)
+
+    return evaluate_ranking(task, score)["ndcg"]
+
+
+def _length_bucketed_batches(
+    trainable: np.ndarray,
+    lengths: np.ndarray,
+    config: RankerTrainConfig,
+    rng: np.random.Generator,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of (users, cuts) batches: a random cut per example (1..n-1: at least one
+    item before and one after), examples of similar history length batched together so
+    padding stays small (cost grows with the longest history in a batch), batch order
+    shuffled."""
+    users = rng.permutation(np.repeat(trainable, config.cuts_per_user))
+    cuts = rng.integers(1, lengths[users])
+    history_length = np.minimum(cuts, config.max_history)
+    chunk = config.batch_size * 16
+    batches = []
+    for start in range(0, len(users), chunk):
+        part = slice(start, start + chunk)
+        order = np.argsort(history_length[part], kind="stable")
+        u, c = users[part][order], cuts[part][order]
+        batches += [
+            (u[i : i + config.batch_size], c[i : i + config.batch_size])
+            for i in range(0, len(u), config.batch_size)
+        ]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _examples(
+    timelines: UserTimelines,
+    lengths: np.ndarray,
+    users: np.ndarray,
+    cuts: np.ndarray,
+    config: RankerTrainConfig,
+    device: torch.device,
+) -> tuple[torch.Tensor, ...]:
+    """(history items, ratings, mask, positives, positive mask) for cuts of timelines."""
+    n = lengths[users]
+    starts = np.maximum(0, cuts - config.max_history)
+    width = int((cuts - starts).max())
+    offsets = np.arange(width)
+    hist_pos = starts[:, None] + offsets[None, :]
+    hist_mask = hist_pos < cuts[:, None]
+    hist_pos = np.where(hist_mask, hist_pos, 0)
+    pos_pos = cuts[:, None] + np.arange(config.horizon)[None, :]
+    pos_mask = pos_pos < n[:, None]
+    pos_pos = np.where(pos_mask, pos_pos, cuts[:, None])
+    rows = users[:, None]
+    tensors = (
+        timelines.items[rows, hist_pos],
+        timelines.ratings[rows, hist_pos],
+        hist_mask,
+        timelines.items[rows, pos_pos],
+        pos_mask.astype(np.float32),
+    )
+    return tuple(torch.from_numpy(np.ascontiguousarray(t)).to(device) for t in tensors)
