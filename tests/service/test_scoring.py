@@ -8,6 +8,8 @@ import httpx
 import numpy as np
 
 from models.data.synthetic import PlantedData
+from service.app import create_app
+from service.settings import Settings
 
 
 def liked_and_disliked(planted: PlantedData, user: int = 0) -> tuple[list[str], list[str]]:
@@ -214,3 +216,33 @@ async def test_rank_orders_by_the_ranker_and_explains_with_its_exact_drops(
     assert by_rating.json()["order"] == "rating"
     assert [x["score"] for x in items] == [x["predicted_rating"] for x in items]
     assert [x["score"] for x in items] == sorted((x["score"] for x in items), reverse=True)
+
+
+async def test_retrieval_path_ranks_faiss_candidates_like_the_exhaustive_path(
+    settings: Settings, planted: PlantedData
+) -> None:
+    """Above `exhaustive_max_items`, candidates come from FAISS; with enough neighbours per
+    query the pool covers the catalogue and the top k equals the exhaustive top k."""
+    liked, disliked = liked_and_disliked(planted, 11)
+    body = {"ratings": as_ratings(liked[:8], disliked[:2]), "k": 10}
+    tops = []
+    for limits in ({}, {"exhaustive_max_items": 0, "retrieval_per_query": 200}):
+        app = create_app(settings.model_copy(update=limits))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as c:
+                r = await c.post("/v1/rank", json=body)
+                assert r.status_code == 200
+                tops.append([x["item_id"] for x in r.json()["items"]])
+    assert len(tops[0]) == 10 and tops[0] == tops[1]
+
+    narrow = settings.model_copy(
+        update={"exhaustive_max_items": 0, "retrieval_per_query": 3, "retrieval_popular": 0}
+    )
+    app = create_app(narrow)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as c:
+            items = (await c.post("/v1/rank", json={**body, "k": 100})).json()["items"]
+    # 8 liked queries x 3 neighbours: a small pool, not the catalogue
+    assert 0 < len(items) <= 8 * 3
