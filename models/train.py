@@ -199,7 +199,7 @@ def _fit(
             else:
                 stale += 1
         epochs.append(record)
-        log.info("epoch %s", record)
+        log.debug("epoch %s", record)
         if stale >= config.patience:
             break
     if best_state is not None:

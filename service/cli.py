@@ -44,7 +44,6 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         host=args.host,
         port=args.port,
-        workers=args.workers,
         log_level="info",
         timeout_graceful_shutdown=10,
     )

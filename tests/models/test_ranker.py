@@ -4,10 +4,12 @@ popularity, its attention is faithful, and its batched inference is consistent."
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from models.data.splits import temporal_holdout
 from models.data.synthetic import PlantedData, planted_ratings
-from models.data.table import IdMap
+from models.data.table import DataError, IdMap, RatingTable
 from models.inference import History, pad_batch
 from models.item_embeddings import cooccurrence_embeddings
 from models.pipeline import frozen_item_embeddings
@@ -108,3 +110,15 @@ def test_cooccurrence_embeddings_put_co_picked_clusters_together(planted: Plante
     )
     again = cooccurrence_embeddings(planted.table, item_ids, 8).numpy()
     assert np.array_equal(vectors, again)
+
+
+def test_training_data_too_thin_to_validate_is_refused_clearly() -> None:
+    table = RatingTable(
+        users=np.array(["a", "a", "b", "b", "b"]),
+        items=np.array(["x", "y", "x", "y", "z"]),
+        ratings=np.array([5, 4, 3, 2, 1], np.float32),
+        timestamps=np.arange(5, dtype=np.int64),
+    )
+    item_ids = IdMap.from_values(table.items)
+    with pytest.raises(DataError, match="at least 4 ratings"):
+        train_ranker(table, item_ids, torch.zeros(3, 4), SMALL_RANK, progress=False)
