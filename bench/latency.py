@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
 
-    items = [row["item_id"] for row in json.loads((args.artifact / "items.json").read_text())]
+    items = [row["id"] for row in json.loads((args.artifact / "items.json").read_text())]
     rng = random.Random(0)
     c100, c1000 = rng.sample(items, 100), rng.sample(items, 1000)
     user = args.user
@@ -72,7 +72,7 @@ def main() -> None:
             "POST /v1/rank (1000 candidates)": lambda: http.post(
                 "/v1/rank", json={"user_id": user, "candidates": c1000, "k": 10}
             ),
-            "POST /v1/rank (retrieval, no candidates)": lambda: http.post(
+            "POST /v1/rank (whole catalogue)": lambda: http.post(
                 "/v1/rank", json={"user_id": user, "k": 10}
             ),
             "GET /v1/users/{id}/explanations": lambda: http.get(

@@ -42,6 +42,7 @@ class PaddedBatch:
     hist_mask: Tensor  # (H, L) bool
     targets: Tensor  # (H, C) long
     target_mask: Tensor  # (H, C) bool
+    context_mask: Tensor | None = None  # (H, C, L) bool: per-slot history subset (rating)
 
 
 def pad_batch(
@@ -92,6 +93,7 @@ def predict(model: AttentiveScorer, batch: PaddedBatch) -> ScorerOutput:
         batch.hist_mask,
         batch.targets,
         batch.target_mask,
+        batch.context_mask,
     )
 
 

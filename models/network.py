@@ -110,15 +110,20 @@ class AttentiveScorer(nn.Module):
         hist_mask: Tensor,
         targets: Tensor,
         target_mask: Tensor | None = None,
+        context_mask: Tensor | None = None,
     ) -> ScorerOutput:
         """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
-        targets (H, C) long, target_mask (H, C) bool or None. A target never attends to
-        itself: an item in its own history is masked out, exactly as in training."""
+        targets (H, C) long, target_mask (H, C) bool or None, context_mask (H, C, L) bool
+        or None: which history items each target slot may use (exact leave-one-out: this
+        scorer has no notion of position, so masking an item is removing it). A target
+        never attends to itself: an item in its own history is masked out, as in training."""
         cfg = self.config
         # context (H, C, L): which history items each target may use.
         context = hist_mask[:, None, :] & (hist_items[:, None, :] != targets[:, :, None])
         if target_mask is not None:
             context = context & target_mask[:, :, None]
+        if context_mask is not None:
+            context = context & context_mask
         n_context = context.sum(-1)  # (H, C)
         has_context = n_context > 0
 

@@ -9,7 +9,7 @@ event loop. Item-side state (the model's tables) is moved to the device once, at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -142,19 +142,26 @@ class Scorer:
         return out
 
     def leave_one_out(self, history: History, target: int, ranking: bool = False) -> LeaveOneOut:
-        """Exact contributions in one batched call: row 0 is the whole history, row j + 1
-        the history really without item j (so everything that depends on the history,
-        recency included, is recomputed), each scoring the same target."""
-        history = history.newest(self.max_history if ranking else self.max_context)
-        n = len(history.items)
-        variants = [history] + [history.without(j) for j in range(n)]
-        batch = pad_batch(variants, [np.array([target], np.int64)] * (n + 1), self.device)
+        """Exact contributions in one batched call: the score with the whole history and
+        with each item left out. The ranker depends on positions (recency), so it scores
+        L + 1 real histories; the rating scorer does not, so one history with L + 1 context
+        masks gives the same numbers at a fraction of the cost."""
         if ranking:
+            history = history.newest(self.max_history)
+            n = len(history.items)
+            variants = [history] + [history.without(j) for j in range(n)]
+            batch = pad_batch(variants, [np.array([target], np.int64)] * (n + 1), self.device)
             out = predict_ranking(self.ranker, batch)
             scores, attention = out.score[:, 0], out.attention[0, 0, :n]
         else:
+            history = history.newest(self.max_context)
+            n = len(history.items)
+            context = np.ones((1, n + 1, max(1, n)), bool)
+            context[0, 1:, :n] &= ~np.eye(n, dtype=bool)
+            batch = pad_batch([history], [np.full(n + 1, target, np.int64)], self.device)
+            batch = replace(batch, context_mask=torch.from_numpy(context).to(self.device))
             rated = predict(self.model, batch)
-            scores, attention = rated.rating[:, 0], rated.attention[0, 0, :n]
+            scores, attention = rated.rating[0], rated.attention[0, 0, :n]
         scores = scores.float().cpu().numpy()
         return LeaveOneOut(
             history, float(scores[0]), attention.float().cpu().numpy(), scores[0] - scores[1:]

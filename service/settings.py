@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(default=86_400, ge=0)  # timestamps later than now + this: 422
 
     batch_max_size: int = Field(default=32, ge=1)
-    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    # 0: never wait for company. Requests that arrive while a batch runs still form the
+    # next batch, so batching grows with load and a lone request pays nothing for it.
+    batch_max_wait_ms: float = Field(default=0.0, ge=0)
 
     # Whole-catalogue ranks score every item up to this catalogue size (exact), FAISS beyond.
     exhaustive_max_items: int = Field(default=20_000, ge=0)
