@@ -17,6 +17,13 @@ from torch import Tensor
 from models.network import AttentiveScorer, ScorerOutput
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; any other name is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @dataclass(frozen=True)
 class History:
     """One user's rated items as dense indices, oldest first. items (L,) int64, ratings (L,)."""

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from models.data.splits import per_user_holdout
 from models.data.table import IdMap, RatingScale, RatingTable
-from models.inference import History, predict_ratings
+from models.inference import History, predict_ratings, resolve_device
 from models.network import AttentiveScorer, Head, ScorerConfig
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,6 @@ class TrainResult:
     epochs: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     device: str = "cpu"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class UserTimelines:

@@ -21,11 +21,11 @@ import torch
 from tqdm import tqdm
 
 from models.data.table import DataError, IdMap, RatingScale, RatingTable
-from models.inference import History
+from models.inference import History, resolve_device
 from models.ranker import AttentionRanker, RankerConfig
 from models.ranking_inference import catalogue_scores
 from models.ranking_metrics import RankingTask, evaluate_ranking
-from models.train import UserTimelines, resolve_device
+from models.train import UserTimelines
 
 log = logging.getLogger(__name__)
 

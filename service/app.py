@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from models.artifact import load_artifact
+from models.inference import resolve_device
 from service.batcher import MicroBatcher
 from service.history import HistoryStore
 from service.http_errors import install_error_handlers
@@ -25,7 +26,7 @@ from service.redis_client import redis_connection
 from service.retrieval import ItemIndex
 from service.routes import health, items, users
 from service.routes import score as score_routes
-from service.scorer import Scorer, resolve_device
+from service.scorer import Scorer
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
-"""FAISS over the frozen item structure embeddings: similar items and rank candidates.
+"""FAISS over the ranker's frozen item embeddings: similar items and rank candidates.
 
-Items are compared by cosine similarity of their structure embeddings M, the space in which
-the scorer's attention is computed: an item close to something the user liked is one whose
-prediction that liked item will dominate. One factory builds the index: exact inner product
+Items are compared by cosine similarity of those embeddings (co-occurrence vectors beside
+the rating scorer's structure table M): close items are ones rated by the same people, and
+ones the attention treats alike. One factory builds the index: exact inner product
 for small catalogues, IVF (nlist = 4 sqrt(n), nprobe probes) beyond `exact_below` items.
 """
 

@@ -60,12 +60,6 @@ class LeaveOneOut:
     contribution: np.ndarray
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 class Scorer:
     def __init__(self, artifact: Artifact, device: torch.device):
         self.model = artifact.model.to(device)
