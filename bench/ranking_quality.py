@@ -1,12 +1,14 @@
 """Top-N ranking on MovieLens-100K: our ranker through the service's scoring path, beside
-popularity and EASE fitted on the same data in the same run; and FAISS retrieval recall.
+popularity, item-kNN, EASE, ALS and BPR fitted on the same data in the same run; and FAISS
+retrieval recall.
 
 Protocol: each user's last 10 ratings by time held out (`u.data`); every item the user has
 not rated is ranked. Ours: `build_artifact` on the past, then, per user, exactly what
 `/v1/rank` without candidates runs: `Scorer.run` on a ranking job over every unrated item.
-EASE's lambda is tuned on a validation split of the past (each user's last 10 of it),
-never on the test. Retrieval recall: the share of the ranker's exhaustive top 10 that
-FAISS candidates (service settings) contain, for several candidate counts.
+Each peer's settings are tuned on a validation split of the past (each user's last 10 of
+it), never on the test. Needs the bench extra: `pip install -e .[bench]`. Retrieval
+recall: the share of the ranker's exhaustive top 10 that FAISS candidates (service
+settings) contain, for several candidate counts.
 
     .venv/bin/python -m bench.ranking_quality --data ../shared/data/ml-100k
 """
@@ -14,13 +16,16 @@ FAISS candidates (service settings) contain, for several candidate counts.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.implicit_peers import ImplicitPeer
 from bench.record import append_result
 from models.artifact import load_artifact
 from models.data.readers import read_items, read_ratings
@@ -28,12 +33,26 @@ from models.data.splits import temporal_holdout
 from models.data.table import IdMap, RatingTable
 from models.inference import History
 from models.pipeline import build_artifact
-from models.ranking_baselines import Ease, Popularity, interaction_matrix
+from models.ranking_baselines import Ease, ItemKnn, Popularity, interaction_matrix
 from models.ranking_metrics import RankingTask, evaluate_ranking, ranking_task
 from service.retrieval import ItemIndex
 from service.scorer import ScoreJob, Scorer
 
-EASE_GRID = (50.0, 100.0, 200.0, 400.0, 800.0)
+Peer = Popularity | ItemKnn | Ease | ImplicitPeer
+PEER_GRIDS: dict[str, tuple[Callable[..., Peer], list[dict]]] = {
+    "item_knn": (ItemKnn, [{"neighbours": k} for k in (50, 100, 200, 400)]),
+    "ease": (Ease, [{"reg": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)]),
+    "als": (
+        lambda **p: ImplicitPeer("als", **p),
+        [{"factors": f, "regularization": r, "alpha": a, "iterations": 15}
+         for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 10.0)],
+    ),
+    "bpr": (
+        lambda **p: ImplicitPeer("bpr", **p),
+        [{"factors": f, "learning_rate": lr, "regularization": 0.01, "iterations": 100}
+         for f in (32, 64, 128) for lr in (0.01, 0.05)],
+    ),
+}
 RETRIEVAL_PER_QUERY = (10, 25, 50, 100, 200)
 
 
@@ -47,20 +66,31 @@ def histories(table: RatingTable, item_ids: IdMap) -> dict[str, History]:
     return {u: History(np.array(i, np.int64), np.array(r, np.float32)) for u, (i, r) in out.items()}
 
 
-def peer_scores(model: Popularity | Ease, x: np.ndarray, user_ids: IdMap, task: RankingTask):
-    return lambda rows: model.score(x[[user_ids.index(task.users[r]) for r in rows]])
+def peer_scores(model: Peer, x: np.ndarray, user_ids: IdMap, task: RankingTask):
+    def score(rows: list[int]) -> np.ndarray:
+        users = [user_ids.index(task.users[r]) for r in rows]
+        if isinstance(model, ImplicitPeer):
+            return model.score_users(users)
+        return model.score(x[users])
+
+    return score
 
 
-def tuned_ease(past: RatingTable, item_ids: IdMap) -> tuple[float, dict[float, float]]:
+def tuned(
+    make: Callable[..., Peer], grid: list[dict], past: RatingTable, item_ids: IdMap
+) -> tuple[dict, dict[str, float]]:
+    """The grid point with the best NDCG@10 on the past's own last 10 (never the test)."""
     fit, val = temporal_holdout(past, 10)
     user_ids = IdMap.from_values(fit.users)
     x = interaction_matrix(fit, user_ids, item_ids)
     task = ranking_task(fit, val, item_ids)
-    grid = {
-        reg: evaluate_ranking(task, peer_scores(Ease(reg).fit(x), x, user_ids, task))["ndcg"]
-        for reg in EASE_GRID
+    found = {
+        json.dumps(params): evaluate_ranking(
+            task, peer_scores(make(**params).fit(x), x, user_ids, task)
+        )["ndcg"]
+        for params in grid
     }
-    return max(grid, key=grid.get), grid
+    return json.loads(max(found, key=found.get)), found
 
 
 def main() -> None:
@@ -110,9 +140,13 @@ def main() -> None:
     results["popularity"] = evaluate_ranking(
         task, peer_scores(Popularity().fit(x), x, user_ids, task)
     )
-    reg, grid = tuned_ease(past, item_ids)
-    results["ease"] = evaluate_ranking(task, peer_scores(Ease(reg).fit(x), x, user_ids, task))
-    results["ease"]["lambda"] = reg
+    grids = {}
+    for name, (make, grid) in PEER_GRIDS.items():
+        params, grids[name] = tuned(make, grid, past, item_ids)
+        results[name] = evaluate_ranking(
+            task, peer_scores(make(**params).fit(x), x, user_ids, task)
+        )
+        results[name]["params"] = params
 
     index = ItemIndex(
         artifact.ranker.item_embeddings.numpy(), artifact.ranker.item_bias.detach().numpy()
@@ -137,7 +171,8 @@ def main() -> None:
     for name, m in results.items():
         print(f"| {name} | {m['ndcg']:.4f} | {m['recall']:.4f} | {m['hit_rate']:.4f} "
               f"| {m['mrr']:.4f} |")
-    print(f"EASE lambda grid (validation NDCG@10): {grid}")
+    for name, found in grids.items():
+        print(f"{name} validation NDCG@10 by setting: {found}")
     print("FAISS retrieval recall of the exhaustive top 10:")
     for per_query, r in recall.items():
         print(f"  {per_query:4d} per query: recall {r['recall_of_top10']:.3f}, "
@@ -147,7 +182,7 @@ def main() -> None:
           f"{ranker.validation_ndcg:.4f}, {ranker.seconds:.0f} s; rating scorer "
           f"{built.rating.seconds:.0f} s")
     path = append_result("ranking", {
-        "results": results, "ease_grid": grid, "retrieval_recall": recall,
+        "results": results, "validation_grids": grids, "retrieval_recall": recall,
         "ranker_train_seconds": ranker.seconds, "ranker_best_epoch": ranker.best_epoch,
         "ranker_config": artifact.manifest["ranker_train_config"],
     })

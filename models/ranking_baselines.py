@@ -1,4 +1,4 @@
-"""Top-N peers fitted on the same training data: popularity and EASE.
+"""Top-N peers fitted on the same training data: popularity, item-kNN and EASE.
 
 EASE (Steck, 2019) is a closed-form item-item model on the binary interaction matrix X:
 B = argmin ||X - XB||^2 + lambda ||B||^2 with diag(B) = 0, solved through the inverse of
@@ -47,6 +47,29 @@ class Ease:
         inverse = np.linalg.inv(gram)
         self.weights = (-inverse / np.diag(inverse)).astype(np.float32)
         np.fill_diagonal(self.weights, 0.0)
+        return self
+
+    def score(self, x_rows: np.ndarray) -> np.ndarray:
+        return x_rows @ self.weights
+
+
+class ItemKnn:
+    """Cosine item-item similarity on X, each item keeping its `neighbours` most similar;
+    a user's score for j is the summed similarity of j to the items they rated."""
+
+    name = "item_knn"
+
+    def __init__(self, neighbours: int = 100):
+        self.neighbours = neighbours
+
+    def fit(self, x: np.ndarray) -> Self:
+        norms = np.sqrt(x.sum(axis=0))
+        similarity = (x.T @ x) / np.maximum(np.outer(norms, norms), 1e-12)
+        np.fill_diagonal(similarity, 0.0)
+        if self.neighbours < similarity.shape[0]:
+            weakest = np.argpartition(-similarity, self.neighbours, axis=1)[:, self.neighbours :]
+            np.put_along_axis(similarity, weakest, 0.0, axis=1)
+        self.weights = similarity.T.astype(np.float32)  # weights[i, j]: i rated -> j scored
         return self
 
     def score(self, x_rows: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from models.data.table import DataError, IdMap, RatingTable
 from models.inference import History, pad_batch
 from models.item_embeddings import cooccurrence_embeddings
 from models.pipeline import frozen_item_embeddings
-from models.ranking_baselines import Popularity, interaction_matrix
+from models.ranking_baselines import ItemKnn, Popularity, interaction_matrix
 from models.ranking_inference import catalogue_scores, predict_ranking
 from models.ranking_metrics import evaluate_ranking, metrics_at_k, ranking_task
 from models.train import TrainResult, train
@@ -122,3 +122,9 @@ def test_training_data_too_thin_to_validate_is_refused_clearly() -> None:
     item_ids = IdMap.from_values(table.items)
     with pytest.raises(DataError, match="at least 4 ratings"):
         train_ranker(table, item_ids, torch.zeros(3, 4), SMALL_RANK, progress=False)
+
+
+def test_item_knn_scores_what_is_co_rated_with_the_history() -> None:
+    x = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0]], np.float32)
+    scores = ItemKnn(neighbours=2).fit(x).score(x[3:4])[0]
+    assert scores[1] > scores[2] and scores[1] > scores[3]
