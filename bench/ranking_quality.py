@@ -31,7 +31,7 @@ from models.artifact import load_artifact
 from models.data.readers import read_items, read_ratings
 from models.data.splits import temporal_holdout
 from models.data.table import IdMap, RatingTable
-from models.inference import History
+from models.evaluate import histories_by_user
 from models.pipeline import build_artifact
 from models.ranking_baselines import Ease, ItemKnn, Popularity, interaction_matrix
 from models.ranking_metrics import RankingTask, evaluate_ranking, ranking_task
@@ -54,16 +54,6 @@ PEER_GRIDS: dict[str, tuple[Callable[..., Peer], list[dict]]] = {
     ),
 }
 RETRIEVAL_PER_QUERY = (10, 25, 50, 100, 200)
-
-
-def histories(table: RatingTable, item_ids: IdMap) -> dict[str, History]:
-    order = np.lexsort((table.timestamps, table.users))
-    out: dict[str, tuple[list, list]] = {}
-    for row in order:
-        items, ratings = out.setdefault(str(table.users[row]), ([], []))
-        items.append(item_ids.index(str(table.items[row])))
-        ratings.append(float(table.ratings[row]))
-    return {u: History(np.array(i, np.int64), np.array(r, np.float32)) for u, (i, r) in out.items()}
 
 
 def peer_scores(model: Peer, x: np.ndarray, user_ids: IdMap, task: RankingTask):
@@ -109,7 +99,7 @@ def main() -> None:
     item_ids = artifact.item_ids
     scorer = Scorer(artifact, torch.device("cpu"))
     task = ranking_task(past, future, item_ids)
-    user_histories = histories(past, item_ids)
+    user_histories = histories_by_user(past, item_ids)
     every_item = np.arange(len(item_ids))
 
     def ours(rows: list[int]) -> np.ndarray:

@@ -34,7 +34,7 @@ def predict_table(
 ) -> tuple[np.ndarray, int]:
     """Predictions for every row of `test` in its order, and how many hit unknown items."""
     mean = float(model.global_mean)
-    histories = _histories_by_user(history_table, item_ids)
+    histories = histories_by_user(history_table, item_ids)
     known = np.fromiter((i in item_ids for i in test.items.tolist()), bool, len(test))
     prediction = np.empty(len(test), np.float64)
 
@@ -109,8 +109,9 @@ def _rows_by_user(table: RatingTable) -> dict[str, np.ndarray]:
     }
 
 
-def _histories_by_user(table: RatingTable, item_ids: IdMap) -> dict[str, History]:
-    """Each user's ratings of items the model knows, oldest first."""
+def histories_by_user(table: RatingTable, item_ids: IdMap) -> dict[str, History]:
+    """Each user's ratings of items the model knows, oldest first (ties in row order):
+    what the service would hold in Redis for them."""
     known = np.fromiter((i in item_ids for i in table.items.tolist()), bool, len(table))
     table = table.take(known)
     out = {}

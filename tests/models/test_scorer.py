@@ -11,6 +11,7 @@ from models.baselines import BiasBaseline
 from models.data.splits import new_user_split, per_user_holdout
 from models.data.synthetic import PlantedData
 from models.data.table import IdMap, RatingTable
+from models.evaluate import histories_by_user
 from models.inference import History, pad_batch, predict, predict_ratings
 from models.metrics import rmse
 from models.train import TrainResult, _sample_context, train
@@ -21,14 +22,7 @@ EMPTY = History(np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 def histories_of(table: RatingTable, item_ids: IdMap) -> dict[str, History]:
     """Each user's ratings in `table`, oldest first."""
-    out = {}
-    for user in np.unique(table.users):
-        rows = np.flatnonzero(table.users == user)
-        rows = rows[np.argsort(table.timestamps[rows], kind="stable")]
-        out[str(user)] = History(
-            item_ids.encode(table.items[rows]), table.ratings[rows].astype(np.float32)
-        )
-    return out
+    return histories_by_user(table, item_ids)
 
 
 def predict_table(
