@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from models.train import TrainConfig
+from models.train_ranker import RankerTrainConfig
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -40,6 +41,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=defaults.implicit,
         help="drop the implicit (which-items) path",
     )
+    ranker = RankerTrainConfig()
+    train.add_argument(
+        "--ranker-objective",
+        choices=["softmax", "sampled"],
+        default=ranker.objective,
+        help="whole-catalogue softmax, or the seed's popularity-sampled negatives",
+    )
+    train.add_argument("--ranker-hops", type=int, default=ranker.hops)
+    train.add_argument("--ranker-width", type=int, default=ranker.width)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--no-progress", action="store_true")
@@ -67,7 +77,6 @@ def _train(args: argparse.Namespace) -> int:
     from models.data.table import Catalogue
     from models.pipeline import build_artifact
     from models.train import with_overrides
-    from models.train_ranker import RankerTrainConfig
 
     config = with_overrides(
         TrainConfig(),
@@ -86,7 +95,13 @@ def _train(args: argparse.Namespace) -> int:
         catalogue,
         args.out,
         config,
-        RankerTrainConfig(device=args.device, seed=args.seed),
+        RankerTrainConfig(
+            objective=args.ranker_objective,
+            hops=args.ranker_hops,
+            width=args.ranker_width,
+            device=args.device,
+            seed=args.seed,
+        ),
         progress=not args.no_progress,
         train_path=args.train,
         extra_metrics={"duplicates_replaced": report.duplicates_replaced},

@@ -48,10 +48,12 @@ class RankerConfig:
 
 @dataclass(frozen=True)
 class RankerOutput:
-    """score: (H, C) logits; attention: (H, C, L), the hops' attention averaged."""
+    """score: (H, C) logits; attention: (H, C, L), the hops' attention averaged;
+    last_hop: (H, C, L), the last hop's alone (the two candidate explanations)."""
 
     score: Tensor
     attention: Tensor
+    last_hop: Tensor
 
 
 class AttentionRanker(nn.Module):
@@ -129,7 +131,9 @@ class AttentionRanker(nn.Module):
         else:
             score = self.output(z).squeeze(-1)
         score = score + self.item_bias[targets]
-        return RankerOutput(score=score, attention=attention_sum / self.config.hops)
+        return RankerOutput(
+            score=score, attention=attention_sum / self.config.hops, last_hop=attention
+        )
 
     def _levels(self, ratings: Tensor) -> Tensor:
         c = self.config

@@ -3,6 +3,8 @@ popularity, its attention is faithful, and its batched inference is consistent."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -32,15 +34,16 @@ def test_metrics_on_a_hand_made_ranking() -> None:
     }
 
 
-def test_ranker_predicts_the_future_better_than_popularity() -> None:
+@pytest.mark.parametrize("objective", ["softmax", "sampled"])
+def test_ranker_predicts_the_future_better_than_popularity(objective: str) -> None:
     # Users pick their liked clusters 8x as often: what comes next is predictable from the
-    # history, and popularity cannot know it.
+    # history, and popularity cannot know it. Either training objective must learn that.
     picky = planted_ratings(n_users=300, n_items=120, n_clusters=4, pick_bias=8.0, seed=1)
     past, future = temporal_holdout(picky.table, n_last=5)
     scorer = train(past, SMALL_TRAIN, progress=False)
     ranker = train_ranker(
         past, scorer.item_ids, frozen_item_embeddings(past, scorer.item_ids, scorer.model),
-        SMALL_RANK,
+        replace(SMALL_RANK, objective=objective, negatives=20),
         SMALL_TRAIN.scale, progress=False,
     ).model
     task = ranking_task(past, future, scorer.item_ids)
