@@ -194,11 +194,14 @@ class Recommender:
     async def carousels(
         self, ratings: list[Rating], rows: int, k: int
     ) -> list[tuple[Rating, list[Ranked]]]:
-        """For each recent highly rated item X, the best-ranked recommendations whose
-        ranker attention is most on X among those anchors."""
+        """For each recent highly rated item X, the best-ranked recommendations that owe
+        most to X: each top item goes to the anchor whose removal lowers its ranking score
+        most (exact, like the rank explanations). Attention would not do: the ranker's
+        recency offsets put most of it on the newest items, so the newest anchor took
+        nearly every item."""
         history = self.history(ratings)
         newest_first = range(len(history.items) - 1, -1, -1)
-        window = len(history.items) - self.scorer.max_history  # older items get no attention
+        window = len(history.items) - self.scorer.max_history  # older items are not read
         positions = [p for p in newest_first if history.ratings[p] >= self.liked and p >= window]
         positions = positions[:rows]
         if not positions:
@@ -208,15 +211,18 @@ class Recommender:
         if len(pool) == 0:
             return []
         shown = max(k * rows * 4, 50)
-        job = ScoreJob(history, pool, ranking=True, rate_top=shown, with_attention=True)
+        job = ScoreJob(history, pool, ranking=True, rate_top=shown)
         result = await self.batcher.submit(job)
         top = best_first(pool, result.ranking)[:shown]
-        anchor_attention = result.attention[top][:, positions]  # (top, anchors)
-        owner = anchor_attention.argmax(axis=1)
+        contribution = await self.batcher.call(
+            self.scorer.anchor_contributions, history, positions, pool[top]
+        )  # (top, anchors)
+        owner = contribution.argmax(axis=1)
+        owes = contribution.max(axis=1) > 0
         by_item = {r.item_id: r for r in ratings}
         out = []
         for a, position in enumerate(positions):
-            mine = top[owner == a][:k]
+            mine = top[(owner == a) & owes][:k]
             items = [
                 Ranked(int(pool[i]), float(result.ranking[i]), float(result.ratings[i]))
                 for i in mine

@@ -25,21 +25,18 @@ class ScoreJob:
 
     ranking: add the ranker's scores; then `rate_top`, when set, limits predicted ratings
     to the best-ranked `rate_top` targets (a rank response shows only its top k, and the
-    rating scorer costs more than the ranker). with_attention: the attention of the model
-    that orders the job (the ranker when `ranking`, else the rating scorer)."""
+    rating scorer costs more than the ranker)."""
 
     history: History
     targets: np.ndarray
     ranking: bool = False
     rate_top: int | None = None
-    with_attention: bool = False
 
 
 @dataclass(frozen=True)
 class ScoreResult:
     ratings: np.ndarray  # (C,) predicted ratings; NaN for targets outside `rate_top`
     ranking: np.ndarray | None  # (C,) ranking scores (logits), when asked
-    attention: np.ndarray | None  # (C, len(job.history)); 0 beyond the model's cap
 
 
 def best_first(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -82,17 +79,8 @@ class Scorer:
                 continue
             out = predict(self.model, self._batch(jobs, members, self.max_context))
             ratings = out.rating.float().cpu().numpy()
-            want_attention = any(jobs[i].with_attention for i in members)
-            attention = out.attention.float().cpu().numpy() if want_attention else None
             for row, i in enumerate(members):
-                job, c = jobs[i], len(jobs[i].targets)
-                results[i] = ScoreResult(
-                    ratings[row, :c],
-                    None,
-                    _over_history(attention[row, :c], len(job.history.items), self.max_context)
-                    if job.with_attention
-                    else None,
-                )
+                results[i] = ScoreResult(ratings[row, : len(jobs[i].targets)], None)
         return results  # type: ignore[return-value]
 
     def _run_ranking(
@@ -102,8 +90,6 @@ class Scorer:
         `rate_top` (all targets when None)."""
         out = predict_ranking(self.ranker, self._batch(jobs, members, self.max_history))
         scores = out.score.float().cpu().numpy()
-        want_attention = any(jobs[i].with_attention for i in members)
-        attention = out.attention.float().cpu().numpy() if want_attention else None
         rated_positions = []
         for row, i in enumerate(members):
             job = jobs[i]
@@ -111,14 +97,7 @@ class Scorer:
             rated_positions.append(order if job.rate_top is None else order[: job.rate_top])
         ratings = self._ratings_at(jobs, members, rated_positions)
         for row, i in enumerate(members):
-            job, c = jobs[i], len(jobs[i].targets)
-            results[i] = ScoreResult(
-                ratings[row],
-                scores[row, :c],
-                _over_history(attention[row, :c], len(job.history.items), self.max_history)
-                if job.with_attention
-                else None,
-            )
+            results[i] = ScoreResult(ratings[row], scores[row, : len(jobs[i].targets)])
 
     def _ratings_at(
         self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray]
@@ -161,15 +140,19 @@ class Scorer:
             history, float(scores[0]), attention.float().cpu().numpy(), scores[0] - scores[1:]
         )
 
+    def anchor_contributions(
+        self, history: History, anchors: list[int], targets: np.ndarray
+    ) -> np.ndarray:
+        """(C, A): how much each target's ranking score drops when the history item at each
+        anchor position is left out; one batched call of 1 + A histories. Anchors must lie
+        among the newest `max_history` items, the ones the ranker reads."""
+        offset = max(0, len(history.items) - self.max_history)
+        history = history.newest(self.max_history)
+        variants = [history] + [history.without(p - offset) for p in anchors]
+        batch = pad_batch(variants, [targets] * len(variants), self.device)
+        scores = predict_ranking(self.ranker, batch).score.float().cpu().numpy()
+        return (scores[0][None, :] - scores[1:]).T
+
     def _batch(self, jobs: list[ScoreJob], members: list[int], cap: int) -> PaddedBatch:
         histories = [jobs[i].history.newest(cap) for i in members]
         return pad_batch(histories, [jobs[i].targets for i in members], self.device)
-
-
-def _over_history(attention: np.ndarray, length: int, cap: int) -> np.ndarray:
-    """(C, used) attention over the newest `used` items -> (C, length) over the whole
-    history, zero for the items beyond the cap."""
-    used = min(length, cap)
-    out = np.zeros((attention.shape[0], length), np.float32)
-    out[:, length - used :] = attention[:, :used]
-    return out

@@ -164,6 +164,26 @@ async def test_because_you_watched_rows(client: httpx.AsyncClient, planted: Plan
     assert anchors == list(reversed(liked[:8]))[: len(rows)]  # newest liked first
     shown = [x["item_id"] for row in rows for x in row["items"]]
     assert shown and len(shown) == len(set(shown))
+    # Each item sits under the anchor whose removal lowers its ranking score most.
+    history = as_ratings(liked[:8], disliked[:4])
+
+    async def ranking_score(ratings: list[dict], item_id: str) -> float:
+        body = {"ratings": ratings, "candidates": [item_id], "k": 1}
+        r = await client.post("/v1/rank", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["items"][0]["score"]
+
+    for row in rows:
+        for item in row["items"][:2]:
+            full = await ranking_score(history, item["item_id"])
+            drops = {
+                anchor: full - await ranking_score(
+                    [x for x in history if x["item_id"] != anchor], item["item_id"]
+                )
+                for anchor in anchors
+            }
+            assert max(drops, key=drops.get) == row["anchor"]["item_id"], drops
+            assert drops[row["anchor"]["item_id"]] > 0
 
 
 async def test_micro_batched_scores_equal_single_requests(
