@@ -9,7 +9,7 @@ ARTIFACT ?= var/artifacts/ml-100k
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install test lint serve demo-artifact clean
+.PHONY: install test lint serve demo-artifact bench-install bench-serve clean
 
 $(BIN)/because: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ demo-artifact: $(ARTIFACT)/manifest.json
 serve: demo-artifact
 	$(BIN)/because serve --artifact $(ARTIFACT) --host $(HOST) --port $(PORT) \
 		--import-ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
+
+bench-install: install
+	$(BIN)/pip install -q -e ".[dev,bench]"
+
+# Load test (wrk, from Debian's packages) with its floors, new-user speed against implicit
+# ALS, and cost growth; results in bench/results/.
+bench-serve: demo-artifact bench-install
+	$(BIN)/python -m bench.serve_load --artifact $(ARTIFACT) \
+		--ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
+	$(BIN)/python -m bench.new_user_speed --ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
+	$(BIN)/python -m bench.scaling
 
 clean:
 	rm -rf $(VENV) var

@@ -50,6 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--ranker-hops", type=int, default=ranker.hops)
     train.add_argument("--ranker-width", type=int, default=ranker.width)
+    train.add_argument("--ranker-epochs", type=int, default=ranker.max_epochs)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--no-progress", action="store_true")
@@ -99,6 +100,7 @@ def _train(args: argparse.Namespace) -> int:
             objective=args.ranker_objective,
             hops=args.ranker_hops,
             width=args.ranker_width,
+            max_epochs=args.ranker_epochs,
             device=args.device,
             seed=args.seed,
         ),

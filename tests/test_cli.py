@@ -34,10 +34,12 @@ def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
     out = tmp_path / "artifact"
     assert main(["train", "--train", str(ratings), "--out", str(out), "--epochs", "2",
                  "--dim", "8", "--ranker-objective", "sampled", "--ranker-hops", "1",
+                 "--ranker-epochs", "2",
                  "--no-progress"]) == 0
     assert (out / "manifest.json").is_file() and (out / "ranker.safetensors").is_file()
     ranker = json.loads((out / "manifest.json").read_text())["ranker_train_config"]
     assert ranker["objective"] == "sampled" and ranker["hops"] == 1
+    assert ranker["max_epochs"] == 2
     capsys.readouterr()
     assert main(["evaluate", "--artifact", str(out), "--test", str(ratings), "--json"]) == 0
     report = capsys.readouterr().out

@@ -1,0 +1,24 @@
+"""The HTTP + Redis floor: a bare FastAPI route that reads a user's history blob from Redis
+and returns it as is. Any /v1 call that needs the history pays at least this; the load
+benchmark serves it with the same uvicorn settings as the service, beside it.
+
+    REDIS_URL=redis://127.0.0.1:6390/0 uvicorn bench.floor_app:app --port 8001
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Response
+
+PREFIX = os.environ.get("BECAUSE_KEY_PREFIX", "because")
+
+app = FastAPI(title="HTTP + Redis floor")
+client = aioredis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+@app.get("/floor/{user_id}")
+async def history_blob(user_id: str) -> Response:
+    blob = await client.get(f"{PREFIX}:h:{user_id}")
+    return Response(blob or b"[]", media_type="application/json")

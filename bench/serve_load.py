@@ -1,0 +1,320 @@
+"""Load test of the service with wrk at several concurrencies, beside its floors, in one run.
+
+Starts its own redis-server (a free port, nothing on disk), the service (`because serve`,
+MovieLens-100K histories imported) and the HTTP + Redis floor (bench/floor_app.py) with
+the same uvicorn settings, then drives each with wrk (C, one thread, keep-alive) from a
+separate process. Per endpoint and concurrency: p50/p95/p99 and throughput. The users of
+the load are 32 bench users with exactly 128 ratings each (the oldest 128 of real users).
+
+Floors in the same run: the floor app's GET of the same history (HTTP + Redis), and the
+scorer alone in this process on the same jobs (compute). Then the service restarted with
+micro-batching off (BECAUSE_BATCH_MAX_SIZE=1) for the throughput ratio, and single-client
+/v1/rank latency against history length and candidate count.
+
+    make bench-serve
+    .venv/bin/python -m bench.serve_load --artifact var/artifacts/ml-100k \
+        --ratings var/data/movielens-100k/ml-100k.inter
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+from bench.latency import timed
+from bench.record import append_result
+from models.artifact import load_artifact
+from models.data.readers import read_ratings
+from models.inference import History, pad_batch
+from models.ranking_inference import predict_ranking
+from service.scorer import ScoreJob, Scorer
+
+BENCH_USERS = 32
+HISTORY = 128
+CONCURRENCY = (1, 8, 32, 128)
+WRK_SCRIPT = """
+local specs = {SPECS}
+local prepared = {}
+local turn = 0
+init = function(args)
+  for n, s in ipairs(specs) do
+    local headers = {}
+    local body = nil
+    if s[3] ~= "" then
+      headers["Content-Type"] = "application/json"
+      body = s[3]
+    end
+    prepared[n] = wrk.format(s[1], s[2], headers, body)
+  end
+end
+request = function()
+  turn = turn % #prepared + 1
+  return prepared[turn]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "seconds": %.3f, "non_2xx": %d, "socket_errors": %d, '
+    .. '"p50_ms": %.3f, "p95_ms": %.3f, "p99_ms": %.3f}\\n',
+    summary.requests, summary.duration / 1e6, e.status,
+    e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3))
+end
+"""
+
+Spec = tuple[str, str, str]  # method, path, JSON body ("" for none)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {seconds:.0f} s")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=out)
+    try:
+        wait_ready(ready)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def wrk(url: str, specs: list[Spec], connections: int, seconds: float, folder: Path) -> dict:
+    """One wrk run cycling through `specs`; its figures as a dict."""
+    lua = ", ".join(
+        f"{{{json.dumps(m)}, {json.dumps(p)}, [==[{b}]==]}}" for m, p, b in specs
+    )
+    script = folder / "load.lua"
+    script.write_text(WRK_SCRIPT.replace("SPECS", lua))
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s",
+               "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["per_second"] = figures["requests"] / figures["seconds"]
+    return figures
+
+
+def bench_users(ratings: Path, rng: random.Random) -> dict[str, list[dict]]:
+    """Bench user id -> the oldest HISTORY ratings of a real user with at least that many."""
+    table, _ = read_ratings(ratings)
+    order = np.lexsort((table.timestamps, table.users))
+    by_user: dict[str, list[dict]] = {}
+    for row in order.tolist():
+        entry = {"item_id": str(table.items[row]), "rating": float(table.ratings[row]),
+                 "timestamp": int(table.timestamps[row])}
+        by_user.setdefault(str(table.users[row]), []).append(entry)
+    long_enough = sorted(u for u, r in by_user.items() if len(r) >= HISTORY)
+    chosen = rng.sample(long_enough, BENCH_USERS)
+    return {f"bench{HISTORY}-{n}": by_user[u][:HISTORY] for n, u in enumerate(chosen)}
+
+
+def load_cases(users: list[str], items: list[str], rng: random.Random) -> dict[str, list[Spec]]:
+    def rank(user: str, candidates: int | None) -> Spec:
+        body: dict = {"user_id": user, "k": 10}
+        if candidates is not None:
+            body["candidates"] = rng.sample(items, candidates)
+        return ("POST", "/v1/rank", json.dumps(body))
+
+    return {
+        "POST /v1/rank (100 candidates)": [rank(u, 100) for u in users],
+        "POST /v1/rank (1000 candidates)": [rank(u, 1000) for u in users],
+        "POST /v1/rank (whole catalogue)": [rank(u, None) for u in users],
+        "POST /v1/score (10 items)": [
+            ("POST", "/v1/score", json.dumps({"user_id": u, "item_ids": rng.sample(items, 10)}))
+            for u in users
+        ],
+        "GET /v1/users/{id}/explanations": [
+            ("GET", f"/v1/users/{u}/explanations?item_id={rng.choice(items)}&k=5", "")
+            for u in users
+        ],
+        "POST /v1/users/{id}/ratings (1 rating)": [
+            ("POST", f"/v1/users/bench-writer-{n}/ratings",
+             json.dumps({"ratings": [{"item_id": rng.choice(items), "rating": 4}]}))
+            for n in range(256)
+        ],
+    }
+
+
+def compute_floor(artifact_dir: Path, histories: list[History], candidates: np.ndarray,
+                  repeats: int = 200) -> dict[str, float]:
+    """The scorer alone, in process, on one user's 1000-candidate rank job: the whole
+    Scorer.run (ranker + rating of the top 10) and the bare ranker forward."""
+    artifact = load_artifact(artifact_dir)
+    scorer = Scorer(artifact, torch.device("cpu"))
+    jobs = [ScoreJob(h, candidates, ranking=True, rate_top=10) for h in histories]
+    batches = [pad_batch([h], [candidates]) for h in histories]
+
+    def median_ms(call) -> float:  # noqa: ANN001 - a zero-argument callable
+        samples = []
+        for n in range(repeats + 10):
+            started = time.perf_counter()
+            call(n)
+            if n >= 10:
+                samples.append((time.perf_counter() - started) * 1000)
+        return float(np.median(samples))
+
+    return {
+        "scorer_run_p50_ms": median_ms(lambda n: scorer.run([jobs[n % len(jobs)]])),
+        "ranker_forward_p50_ms": median_ms(
+            lambda n: predict_ranking(artifact.ranker, batches[n % len(batches)])
+        ),
+    }
+
+
+def growth(url: str, items: list[str], rng: random.Random) -> dict[str, dict]:
+    """Single-client /v1/rank p50 against history length and candidate count."""
+    out: dict[str, dict] = {"history_length": {}, "candidates": {}}
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for length in (10, 30, 100, 300, 1000):
+            user = f"bench-length-{length}"
+            chosen = rng.sample(items, min(length, len(items)))
+            ratings = [{"item_id": i, "rating": rng.randint(1, 5), "timestamp": 1000 + n}
+                       for n, i in enumerate(chosen)]
+            for start in range(0, len(ratings), 250):
+                http.post(f"/v1/users/{user}/ratings",
+                          json={"ratings": ratings[start : start + 250]}).raise_for_status()
+            candidates = rng.sample(items, 1000)
+            out["history_length"][length] = timed(lambda u=user, c=candidates: http.post(
+                "/v1/rank", json={"user_id": u, "candidates": c, "k": 10}), 100, 10)
+        user = f"bench{HISTORY}-0"
+        for count in (10, 100, 1000, len(items)):
+            candidates = rng.sample(items, count)
+            out["candidates"][count] = timed(lambda c=candidates: http.post(
+                "/v1/rank", json={"user_id": user, "candidates": c, "k": 10}), 100, 10)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact", type=Path, default=Path("var/artifacts/ml-100k"))
+    parser.add_argument("--ratings", type=Path,
+                        default=Path("var/data/movielens-100k/ml-100k.inter"))
+    parser.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+
+    rng = random.Random(0)
+    items = [row["id"] for row in json.loads((args.artifact / "items.json").read_text())]
+    users = bench_users(args.ratings, rng)
+    cases = load_cases(list(users), items, rng)
+    floor_specs = [("GET", f"/floor/{u}", "") for u in users]
+
+    redis_port, service_port, floor_port = free_port(), free_port(), free_port()
+    service_url, floor_url = f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{floor_port}"
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    bin_dir = Path(sys.executable).parent
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+        env = {"REDIS_URL": redis_url, "BECAUSE_DATA_DIR": tmp}
+        serve = [str(bin_dir / "because"), "serve", "--artifact", str(args.artifact),
+                 "--port", str(service_port), "--import-ratings", str(args.ratings)]
+        floor = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
+                 str(floor_port), "--log-level", "info"]
+        log = folder / "servers.log"
+        try:
+            with process(serve, env, log, f"{service_url}/readyz"), \
+                    process(floor, env, log, f"{floor_url}/floor/none"):
+                with httpx.Client(base_url=service_url, timeout=60) as http:
+                    for user, ratings in users.items():
+                        http.post(f"/v1/users/{user}/ratings",
+                                  json={"ratings": ratings}).raise_for_status()
+                for c in CONCURRENCY:
+                    wrk(floor_url, floor_specs, c, 2, folder)  # warm-up
+                    results.setdefault("floor: HTTP + Redis GET", {})[c] = wrk(
+                        floor_url, floor_specs, c, args.seconds, folder)
+                    for name, specs in cases.items():
+                        wrk(service_url, specs, c, 2, folder)
+                        results.setdefault(name, {})[c] = wrk(
+                            service_url, specs, c, args.seconds, folder)
+                        print(name, c, results[name][c], flush=True)
+                growth_figures = growth(service_url, items, rng)
+            batching_off = {}
+            with process(serve, {**env, "BECAUSE_BATCH_MAX_SIZE": "1"}, log,
+                         f"{service_url}/readyz"):
+                for c in (32, 128):
+                    specs = cases["POST /v1/rank (1000 candidates)"]
+                    wrk(service_url, specs, c, 2, folder)
+                    batching_off[c] = wrk(service_url, specs, c, args.seconds, folder)
+        finally:
+            redis.terminate()
+            redis.wait(10)
+
+    histories = [
+        History(np.array([items.index(r["item_id"]) for r in rs], np.int64),
+                np.array([r["rating"] for r in rs], np.float32))
+        for rs in users.values()
+    ]
+    candidates = np.array(sorted(rng.sample(range(len(items)), 1000)), np.int64)
+    compute = compute_floor(args.artifact, histories, candidates)
+    report(results, batching_off, compute, growth_figures)
+    path = append_result("serve", {
+        "seconds_per_run": args.seconds, "history_length": HISTORY, "load": results,
+        "batching_off": batching_off, "compute_floor": compute, "growth": growth_figures,
+    })
+    print(f"appended to {path}")
+
+
+def report(results: dict, batching_off: dict, compute: dict, growth_figures: dict) -> None:
+    floor = results["floor: HTTP + Redis GET"]
+    print(f"\n{BENCH_USERS} users with {HISTORY} ratings; wrk, one thread, keep-alive")
+    print("| endpoint | concurrency | p50 ms | p95 ms | p99 ms | req/s | non-2xx |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, by_c in results.items():
+        for c, f in by_c.items():
+            print(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p95_ms']:.2f} | "
+                  f"{f['p99_ms']:.2f} | {f['per_second']:.0f} | {f['non_2xx']} |")
+    rank = results["POST /v1/rank (1000 candidates)"][1]["p50_ms"]
+    floors = floor[1]["p50_ms"] + compute["scorer_run_p50_ms"]
+    print(f"compute floor (in process, 1000 candidates): Scorer.run "
+          f"{compute['scorer_run_p50_ms']:.2f} ms, ranker forward alone "
+          f"{compute['ranker_forward_p50_ms']:.2f} ms")
+    print(f"/v1/rank 1000 candidates, concurrency 1: p50 {rank:.2f} ms = "
+          f"x{rank / floors:.2f} the sum of the floors ({floor[1]['p50_ms']:.2f} + "
+          f"{compute['scorer_run_p50_ms']:.2f} ms); goal <= x2")
+    on = results["POST /v1/rank (1000 candidates)"]
+    for c, off in batching_off.items():
+        print(f"micro-batching at concurrency {c}: {on[c]['per_second']:.0f} req/s on, "
+              f"{off['per_second']:.0f} off: x{on[c]['per_second'] / off['per_second']:.2f}")
+    for axis, by_value in growth_figures.items():
+        cells = ", ".join(f"{v}: {f['p50_ms']:.2f}" for v, f in by_value.items())
+        print(f"/v1/rank p50 ms by {axis}: {cells}")
+
+
+if __name__ == "__main__":
+    main()
