@@ -93,9 +93,21 @@ class Recommender:
             )
         return out
 
+    def check_id(self, value: str, name: str) -> str:
+        """Ids are checked for their characters by the schema, for length here (the
+        limit is a setting)."""
+        if len(value) > self.settings.max_id_length:
+            raise LimitExceeded(
+                f"{name} is {len(value)} characters long; at most "
+                f"{self.settings.max_id_length}"
+            )
+        return value
+
     def indices(self, item_ids: list[str], limit: int | None = None) -> np.ndarray:
         if limit is not None and len(item_ids) > limit:
             raise LimitExceeded(f"{len(item_ids)} item ids in one request; at most {limit}")
+        for item_id in item_ids:
+            self.check_id(item_id, "item_id")
         ids = self.artifact.item_ids
         unknown = [i for i in item_ids if i not in ids]
         if unknown:
@@ -121,7 +133,7 @@ class Recommender:
         if inline is not None:
             return sorted(self.validate_ratings(inline), key=lambda r: r.timestamp)
         assert user_id is not None
-        return await self.store.read(user_id)
+        return await self.store.read(self.check_id(user_id, "user_id"))
 
     # -- scoring ---------------------------------------------------------------------------
 

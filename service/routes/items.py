@@ -6,10 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.deps import ItemIdPath, RecommenderDep
+from service.deps import ItemIdPath, KnownQuery, ReadAccess, RecommenderDep
+from service.http_errors import ERROR_RESPONSES
 from service.schemas import Item, SimilarItem, SimilarResponse
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(
+    prefix="/v1/items",
+    tags=["items"],
+    dependencies=[KnownQuery, ReadAccess],
+    responses=ERROR_RESPONSES,
+)
 
 
 @router.get("/{item_id}", response_model=Item)

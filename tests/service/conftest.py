@@ -39,6 +39,10 @@ def raw_redis(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, decode_responses=True)
 
 
-def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, str]:
-    """Every key of this test and its value: what 'nothing changed' is checked against."""
-    return {k: raw.get(k) for k in sorted(raw.scan_iter(f"{prefix}:*"))}
+def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key of this test and its value (histories are strings, rate-limit buckets
+    hashes): what 'nothing changed' is checked against."""
+    return {
+        k: raw.hgetall(k) if raw.type(k) == "hash" else raw.get(k)
+        for k in sorted(raw.scan_iter(f"{prefix}:*"))
+    }
