@@ -1,9 +1,11 @@
 """Redis stops mid-run: Redis-bound requests answer 503 with Retry-After, the rest keep
-working, /readyz names the cause, and service resumes by itself when Redis returns."""
+working, /readyz names the cause, and service resumes by itself when Redis returns.
+Redis killed (-9) mid-burst with `appendfsync always`: every acknowledged rating survives."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from service.app import create_app
 from service.settings import Settings
@@ -33,8 +36,12 @@ def free_port() -> int:
 class RedisProcess:
     """A real redis-server the test owns, stoppable and restartable on the same port."""
 
-    def __init__(self, port: int, folder: Path):
+    def __init__(self, port: int, folder: Path, appendfsync: str | None = None):
+        """appendfsync None: no persistence; "always" or "everysec": AOF in `folder`."""
         self.port, self.folder, self.process = port, folder, None
+        self.persistence = ["--appendonly", "no"]
+        if appendfsync is not None:
+            self.persistence = ["--appendonly", "yes", "--appendfsync", appendfsync]
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -46,8 +53,7 @@ class RedisProcess:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *self.persistence,
                 "--dir",
                 str(self.folder),
             ],
@@ -64,6 +70,7 @@ class RedisProcess:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
+        """kill -9: no shutdown, no final fsync; what Redis had not written is lost."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
@@ -99,6 +106,8 @@ async def test_outage_gives_503_and_recovery(
                 c.post("/v1/users/u/ratings", json=post),
                 c.get("/v1/users/u/ratings"),
                 c.post("/v1/score", json={"user_id": "u", "item_ids": ["i2"]}),
+                c.post("/v1/rank", json={"user_id": "u", "k": 3}),
+                c.delete("/v1/users/u"),
             ):
                 r = await call
                 assert r.status_code == 503, r.text
@@ -119,3 +128,51 @@ async def test_outage_gives_503_and_recovery(
                 await asyncio.sleep(0.05)
             r = await c.post("/v1/users/u/ratings", json=post)
             assert r.status_code == 200 and r.json()["history_size"] == 1
+
+
+async def test_acknowledged_ratings_survive_kill_9_with_appendfsync_always(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    """20 concurrent clients write 500 distinct (user, item) ratings; Redis is killed with
+    SIGKILL as soon as 300 are acknowledged, while the rest are in flight. After a restart
+    from the AOF, every acknowledged rating is there, exactly as sent."""
+    server = RedisProcess(free_port(), tmp_path, appendfsync="always")
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    settings = Settings(artifact=artifact_dir, redis_url=url, data_dir=tmp_path,
+                        redis_timeout_s=0.3)
+    acknowledged: list[tuple[str, str, float, int]] = []
+    killed = asyncio.Event()
+
+    async def client(c: httpx.AsyncClient, number: int) -> None:
+        user = f"u{number % 10}"
+        for j in range(25):
+            item, rating, ts = f"i{(number // 10) * 25 + j}", 1 + (number + j) % 9 / 2, 1000 + j
+            body = {"ratings": [{"item_id": item, "rating": rating, "timestamp": ts}]}
+            r = await c.post(f"/v1/users/{user}/ratings", json=body)
+            if r.status_code == 200:
+                acknowledged.append((user, item, rating, ts))
+                if len(acknowledged) >= 300 and not killed.is_set():
+                    killed.set()
+                    server.stop()
+            else:
+                assert r.status_code == 503, r.text
+
+    try:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
+                await asyncio.gather(*(client(c, n) for n in range(20)))
+        assert killed.is_set() and len(acknowledged) >= 300
+        server.start()
+        raw = redis.Redis.from_url(url)
+        stored = {
+            (key.decode().split(":h:")[1], item, rating, ts)
+            for key in raw.scan_iter("because:h:*")
+            for item, rating, ts in json.loads(raw.get(key))
+        }
+        raw.close()
+        assert set(acknowledged) <= stored
+    finally:
+        server.stop()
