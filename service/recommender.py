@@ -103,6 +103,12 @@ class Recommender:
             )
         return value
 
+    def check_k(self, k: int) -> int:
+        """Results asked for by one rank, explanation or similar-items request."""
+        if k > self.settings.max_k:
+            raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
+        return k
+
     def indices(self, item_ids: list[str], limit: int | None = None) -> np.ndarray:
         if limit is not None and len(item_ids) > limit:
             raise LimitExceeded(f"{len(item_ids)} item ids in one request; at most {limit}")
@@ -152,8 +158,7 @@ class Recommender:
         order: Order = "ranking",
     ) -> list[Ranked]:
         """Top k by the ranker's score (`order="ranking"`) or by predicted rating."""
-        if k > self.settings.max_k:
-            raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
+        self.check_k(k)
         history = self.history(ratings)
         if candidates is not None:
             pool = np.unique(self.indices(candidates, self.settings.max_candidates))
@@ -199,6 +204,7 @@ class Recommender:
 
     async def explain(self, ratings: list[Rating], item_id: str, k: int) -> Explained:
         """Why this predicted rating: the rating scorer's exact leave-one-out."""
+        self.check_k(k)
         target = self.item_index(item_id)
         loo = await self._leave_one_out(self.history(ratings), target, ranking=False)
         return Explained(loo.prediction, self._because(loo, k))

@@ -29,10 +29,10 @@ async def get_item(item_id: ItemIdPath, rec: RecommenderDep) -> Item:
 
 @router.get("/{item_id}/similar", response_model=SimilarResponse)
 async def similar(
-    item_id: ItemIdPath, rec: RecommenderDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+    item_id: ItemIdPath, rec: RecommenderDep, k: Annotated[int, Query(ge=1)] = 10
 ) -> SimilarResponse:
     """Nearest items by cosine similarity of their structure embeddings."""
-    neighbours, similarity = rec.items.similar(rec.item_index(item_id), k)
+    neighbours, similarity = rec.items.similar(rec.item_index(item_id), rec.check_k(k))
     ids, catalogue = rec.artifact.item_ids, rec.artifact.catalogue
     return SimilarResponse(
         item_id=item_id,

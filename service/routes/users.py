@@ -58,7 +58,7 @@ async def explanation(
     user_id: UserId,
     rec: RecommenderDep,
     item_id: ItemIdQuery,
-    k: Annotated[int, Query(ge=1, le=100)] = 5,
+    k: Annotated[int, Query(ge=1)] = 5,
 ) -> ExplanationResponse:
     """Why this user gets this prediction: history items by how much each raises it."""
     history = await rec.store.read(user_id)

@@ -22,6 +22,9 @@ def settings(artifact_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path
         data_dir=tmp_path,
         batch_max_wait_ms=2.0,
         max_ratings_per_request=50,
+        # Generous: on a starved CI machine a slow Redis answer must not become a 503.
+        # The outage tests set their own, short timeout.
+        redis_timeout_s=5.0,
     )
 
 

@@ -176,3 +176,75 @@ async def test_acknowledged_ratings_survive_kill_9_with_appendfsync_always(
         assert set(acknowledged) <= stored
     finally:
         server.stop()
+
+
+async def test_a_run_of_requests_through_an_outage_sees_only_200_and_503(
+    own_redis: RedisProcess, artifact_dir: Path, tmp_path: Path
+) -> None:
+    """8 clients keep writing, reading and scoring while Redis stops and comes back: what
+    needs Redis answers 200 or 503 (never 500), inline scoring always 200, and writes
+    succeed again after the restart without restarting the service."""
+    # A stopped Redis refuses connections at once; the generous timeout only keeps a
+    # starved CI machine from turning a slow answer before or after the outage into 503.
+    settings = Settings(
+        artifact=artifact_dir,
+        redis_url=f"redis://127.0.0.1:{own_redis.port}/0",
+        data_dir=tmp_path,
+        redis_timeout_s=5.0,
+    )
+    # (phase when sent, phase when answered, kind, answer)
+    answers: list[tuple[str, str, str, httpx.Response]] = []
+    done = False
+    phase = "before"
+
+    async def client(c: httpx.AsyncClient, number: int) -> None:
+        post = {"ratings": [{"item_id": f"i{number}", "rating": 4}]}
+        inline = {"ratings": post["ratings"], "item_ids": ["i2"]}
+        while not done:
+            for kind, call in (
+                ("stored", c.post(f"/v1/users/run{number}/ratings", json=post)),
+                ("stored", c.get(f"/v1/users/run{number}/ratings")),
+                ("inline", c.post("/v1/score", json=inline)),
+            ):
+                sent = phase
+                r = await call
+                answers.append((sent, phase, kind, r))
+
+    async def until(count: int) -> None:
+        while len(answers) < count:
+            await asyncio.sleep(0.01)
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
+            workers = [asyncio.create_task(client(c, n)) for n in range(8)]
+            await until(60)
+            phase = "outage"
+            own_redis.stop()
+            await until(len(answers) + 60)
+            phase = "restarted"
+            own_redis.start()
+            started = time.monotonic()
+            while (await c.get("/readyz")).status_code != 200:
+                assert time.monotonic() - started < 2.0, "did not recover within 2 s"
+                await asyncio.sleep(0.05)
+            phase = "after"
+            await until(len(answers) + 60)
+            done = True
+            await asyncio.gather(*workers)
+
+    for sent, _, kind, r in answers:
+        if kind == "inline":
+            assert r.status_code == 200, (sent, r.text)
+        else:
+            assert r.status_code in (200, 503), (sent, r.text)
+            if r.status_code == 503:
+                assert r.headers["Retry-After"] == "1"
+    stored = [(sent, answered, r) for sent, answered, kind, r in answers if kind == "stored"]
+    # Sent and answered while Redis was up (before the stop, or after readiness): 200.
+    healthy = [r for sent, answered, r in stored if sent == answered == "before" or sent == "after"]
+    assert healthy
+    failed = [r.text for r in healthy if r.status_code != 200]
+    assert not failed, failed[:3]
+    assert any(r.status_code == 503 for sent, _, r in stored if sent == "outage")
