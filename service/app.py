@@ -2,6 +2,9 @@
 
 Start-up order: artifact (refuse to start if damaged) -> device and scorer -> FAISS index ->
 Redis (URL or embedded) -> micro-batcher -> optional one-time import of demo ratings.
+
+Middleware, outermost first: CORS (only when origins are configured), metrics, body size
+limit (413); then the routes, each with its access check (API key scope, rate limit).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from models.artifact import load_artifact
 from models.inference import resolve_device
+from service.access import ApiKeys
 from service.batcher import MicroBatcher
+from service.body_limit import BodySizeLimit
 from service.history import HistoryStore
 from service.http_errors import install_error_handlers
 from service.importer import import_ratings
 from service.metrics import Metrics, MetricsMiddleware
+from service.rate_limit import RateLimiter
 from service.recommender import Recommender
 from service.redis_client import redis_connection
 from service.retrieval import ItemIndex
@@ -40,11 +46,14 @@ class Services:
     recommender: Recommender
     store: HistoryStore
     metrics: Metrics
+    api_keys: ApiKeys
+    rate_limiter: RateLimiter | None  # None: no rate limit
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    api_keys = ApiKeys(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.info("imported %d ratings from %s", written, settings.import_ratings)
             await batcher.start()
             recommender = Recommender(artifact, store, scorer, batcher, item_index, settings)
-            app.state.services = Services(settings, recommender, store, metrics)
+            limiter = None
+            if settings.rate_limit_per_s > 0:
+                limiter = RateLimiter(
+                    client,
+                    settings.key_prefix,
+                    settings.rate_limit_per_s,
+                    settings.rate_limit_burst,
+                )
+            app.state.services = Services(settings, recommender, store, metrics, api_keys, limiter)
+            if not api_keys:
+                log.warning("no API keys configured: anyone may write (development only)")
             log.info("serving model %s on %s", artifact.version, device)
             try:
                 yield
@@ -88,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app, metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

@@ -3,9 +3,15 @@
 ServiceError
 ├── InvalidInput          422  the request is well-formed JSON but not acceptable
 │   ├── UnknownItems      422  item ids the model does not know (listed)
-│   └── LimitExceeded     422  a list or number over a configured limit
+│   └── LimitExceeded     422  a list, number or id over a configured limit
+├── Unauthenticated       401  no API key, or one the service does not know
+├── Forbidden             403  a read-only key on a write
 ├── NotFound              404  no such item
+├── RateLimited           429  this key spent its token bucket; retry after N s
 └── StoreUnavailable      503  Redis did not answer; retry later (Retry-After)
+
+A body over BECAUSE_MAX_BODY_BYTES is refused with 413 by `service.body_limit`, as a
+Starlette HTTPException: FastAPI turns any other error raised while it reads a body into 400.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ class ServiceError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the JSON body."""
+        return {}
 
 
 class InvalidInput(ServiceError):
@@ -35,10 +45,35 @@ class LimitExceeded(InvalidInput):
     pass
 
 
+class Unauthenticated(ServiceError):
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+
+
 class NotFound(ServiceError):
     status_code = 404
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class StoreUnavailable(ServiceError):
     status_code = 503
     retry_after_s = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

@@ -1,4 +1,5 @@
-"""Turns ServiceError and validation failures into JSON answers: {"detail": message}."""
+"""Turns ServiceError and validation failures into JSON answers: {"detail": ...}, and
+documents those answers in the OpenAPI schema (`ERROR_RESPONSES`)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,34 @@ from fastapi.responses import JSONResponse
 
 from service.errors import ServiceError, StoreUnavailable
 from service.metrics import Metrics
+from service.schemas import ErrorResponse
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+# Every error status any route may answer, for the OpenAPI schema (and so for clients and
+# the schemathesis fuzz test, which checks each answer against it).
+ERROR_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "the body could not be read as JSON text"},
+    401: {"model": ErrorResponse, "description": "no API key, or an unknown one"},
+    403: {"model": ErrorResponse, "description": "the key's scope does not allow this"},
+    404: {"model": ErrorResponse, "description": "no such item"},
+    413: {"model": ErrorResponse, "description": "request body over the configured size"},
+    422: {
+        "model": ErrorResponse,
+        "description": "malformed request (one entry per bad field), or values the model "
+        "or a configured limit does not accept (a message)",
+    },
+    429: {"model": ErrorResponse, "description": "rate limit", "headers": _RETRY_AFTER},
+    503: {"model": ErrorResponse, "description": "Redis did not answer", "headers": _RETRY_AFTER},
+}
 
 
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        headers = {}
         if isinstance(exc, StoreUnavailable):
             metrics.redis_errors.inc()
-            headers["Retry-After"] = str(exc.retry_after_s)
-        return JSONResponse({"detail": exc.message}, exc.status_code, headers=headers)
+        return JSONResponse({"detail": exc.message}, exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

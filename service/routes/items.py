@@ -6,10 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.deps import ItemIdPath, RecommenderDep
+from service.deps import ItemIdPath, KnownQuery, ReadAccess, RecommenderDep
+from service.http_errors import ERROR_RESPONSES
 from service.schemas import Item, SimilarItem, SimilarResponse
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(
+    prefix="/v1/items",
+    tags=["items"],
+    dependencies=[KnownQuery, ReadAccess],
+    responses=ERROR_RESPONSES,
+)
 
 
 @router.get("/{item_id}", response_model=Item)
@@ -23,10 +29,10 @@ async def get_item(item_id: ItemIdPath, rec: RecommenderDep) -> Item:
 
 @router.get("/{item_id}/similar", response_model=SimilarResponse)
 async def similar(
-    item_id: ItemIdPath, rec: RecommenderDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+    item_id: ItemIdPath, rec: RecommenderDep, k: Annotated[int, Query(ge=1)] = 10
 ) -> SimilarResponse:
     """Nearest items by cosine similarity of their structure embeddings."""
-    neighbours, similarity = rec.items.similar(rec.item_index(item_id), k)
+    neighbours, similarity = rec.items.similar(rec.item_index(item_id), rec.check_k(k))
     ids, catalogue = rec.artifact.item_ids, rec.artifact.catalogue
     return SimilarResponse(
         item_id=item_id,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.deps import RecommenderDep
+from service.deps import KnownQuery, ReadAccess, RecommenderDep
+from service.http_errors import ERROR_RESPONSES
 from service.routes.render import ranked_items
 from service.schemas import ItemScore, RankRequest, RankResponse, ScoreRequest, ScoreResponse
 
-router = APIRouter(prefix="/v1", tags=["ranking"])
+router = APIRouter(
+    prefix="/v1", tags=["ranking"], dependencies=[KnownQuery, ReadAccess], responses=ERROR_RESPONSES
+)
 
 
 @router.post("/score", response_model=ScoreResponse)

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from service.deps import RecommenderDep, UserId
+from service.deps import ItemIdQuery, KnownQuery, ReadAccess, RecommenderDep, UserId, WriteAccess
+from service.http_errors import ERROR_RESPONSES
 from service.routes.render import ranked_items
 from service.schemas import (
-    ID_PATTERN,
     Anchor,
     CarouselResponse,
     CarouselRow,
@@ -20,10 +20,12 @@ from service.schemas import (
     UserRatings,
 )
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(
+    prefix="/v1/users", tags=["users"], dependencies=[KnownQuery], responses=ERROR_RESPONSES
+)
 
 
-@router.post("/{user_id}/ratings", response_model=RatingsStored)
+@router.post("/{user_id}/ratings", response_model=RatingsStored, dependencies=[WriteAccess])
 async def post_ratings(user_id: UserId, body: RatingsPost, rec: RecommenderDep) -> RatingsStored:
     """Appends ratings; re-rating an item replaces it. All or nothing: one bad entry
     rejects the batch (422/413) and nothing is stored."""
@@ -32,7 +34,7 @@ async def post_ratings(user_id: UserId, body: RatingsPost, rec: RecommenderDep) 
     return RatingsStored(user_id=user_id, stored=len(ratings), history_size=size)
 
 
-@router.get("/{user_id}/ratings", response_model=UserRatings)
+@router.get("/{user_id}/ratings", response_model=UserRatings, dependencies=[ReadAccess])
 async def get_ratings(user_id: UserId, rec: RecommenderDep) -> UserRatings:
     """The history, newest first; a user never seen has an empty one."""
     history = await rec.store.read(user_id)
@@ -43,18 +45,20 @@ async def get_ratings(user_id: UserId, rec: RecommenderDep) -> UserRatings:
     return UserRatings(user_id=user_id, ratings=ratings, history_size=len(ratings))
 
 
-@router.delete("/{user_id}", status_code=204)
+@router.delete("/{user_id}", status_code=204, dependencies=[WriteAccess])
 async def delete_user(user_id: UserId, rec: RecommenderDep) -> Response:
     await rec.store.delete(user_id)
     return Response(status_code=204)
 
 
-@router.get("/{user_id}/explanations", response_model=ExplanationResponse)
+@router.get(
+    "/{user_id}/explanations", response_model=ExplanationResponse, dependencies=[ReadAccess]
+)
 async def explanation(
     user_id: UserId,
     rec: RecommenderDep,
-    item_id: Annotated[str, Query(min_length=1, max_length=128, pattern=ID_PATTERN)],
-    k: Annotated[int, Query(ge=1, le=100)] = 5,
+    item_id: ItemIdQuery,
+    k: Annotated[int, Query(ge=1)] = 5,
 ) -> ExplanationResponse:
     """Why this user gets this prediction: history items by how much each raises it."""
     history = await rec.store.read(user_id)
@@ -76,7 +80,9 @@ async def explanation(
     )
 
 
-@router.get("/{user_id}/because-you-watched", response_model=CarouselResponse)
+@router.get(
+    "/{user_id}/because-you-watched", response_model=CarouselResponse, dependencies=[ReadAccess]
+)
 async def because_you_watched(
     user_id: UserId,
     rec: RecommenderDep,

@@ -22,6 +22,9 @@ def settings(artifact_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path
         data_dir=tmp_path,
         batch_max_wait_ms=2.0,
         max_ratings_per_request=50,
+        # Generous: on a starved CI machine a slow Redis answer must not become a 503.
+        # The outage tests set their own, short timeout.
+        redis_timeout_s=5.0,
     )
 
 
@@ -39,6 +42,10 @@ def raw_redis(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, decode_responses=True)
 
 
-def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, str]:
-    """Every key of this test and its value: what 'nothing changed' is checked against."""
-    return {k: raw.get(k) for k in sorted(raw.scan_iter(f"{prefix}:*"))}
+def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key of this test and its value (histories are strings, rate-limit buckets
+    hashes): what 'nothing changed' is checked against."""
+    return {
+        k: raw.hgetall(k) if raw.type(k) == "hash" else raw.get(k)
+        for k in sorted(raw.scan_iter(f"{prefix}:*"))
+    }
