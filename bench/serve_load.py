@@ -110,7 +110,7 @@ def process(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iter
         proc.wait(30)
 
 
-def wrk(url: str, specs: list[Spec], connections: int, seconds: float, folder: Path) -> dict:
+def wrk(url: str, specs: list[Spec], connections: int, seconds: int, folder: Path) -> dict:
     """One wrk run cycling through `specs`; its figures as a dict."""
     lua = ", ".join(
         f"{{{json.dumps(m)}, {json.dumps(p)}, [==[{b}]==]}}" for m, p, b in specs
@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--artifact", type=Path, default=Path("var/artifacts/ml-100k"))
     parser.add_argument("--ratings", type=Path,
                         default=Path("var/data/movielens-100k/ml-100k.inter"))
-    parser.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
