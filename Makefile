@@ -9,7 +9,7 @@ ARTIFACT ?= var/artifacts/ml-100k
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install test lint serve demo-artifact clean
+.PHONY: install test lint serve demo-artifact clean bench-install bench-quality
 
 $(BIN)/because: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,23 @@ demo-artifact: $(ARTIFACT)/manifest.json
 serve: demo-artifact
 	$(BIN)/because serve --artifact $(ARTIFACT) --host $(HOST) --port $(PORT) \
 		--import-ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
+
+# Quality on MovieLens-100K, every peer fitted in the same run (bench/RESULTS.md). Long:
+# about an hour on two cores. One thread each, as the figures in the README were taken.
+ML100K ?= ../shared/data/ml-100k
+BENCH_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+bench-install: install
+	$(BIN)/pip install -q -e ".[dev,bench]"
+
+bench-quality: bench-install
+	@test -f $(ML100K)/u1.base || { echo "needs GroupLens ml-100k (u.data, u1..u5.base/test):" \
+		"ML100K=$(ML100K) has none; the RecBole copy of 'because data fetch' has no folds"; exit 2; }
+	$(BENCH_ENV) $(BIN)/python -m bench.rating_quality --data $(ML100K) --folds 1 2 3 4 5 \
+		--heads dot mlp1 mlp2 --fold-heads dot
+	$(BENCH_ENV) $(BIN)/python -m bench.new_users --data $(ML100K)
+	$(BENCH_ENV) $(BIN)/python -m bench.ranking_quality --data $(ML100K)
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) var
