@@ -31,7 +31,7 @@ from bench.fold_in import (
     predict_knn_fold_in,
     predict_svd_fold_in,
 )
-from bench.record import append_result
+from bench.record import append_result, provenance
 from bench.surprise_peers import SEED, predict_rows, to_trainset
 from models.data.readers import read_ratings
 from models.data.splits import NewUserSplit, new_user_split
@@ -111,6 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    run_provenance = provenance()
     started = time.perf_counter()
     table, _ = read_ratings(args.data / "u.data", layout="grouplens")
     split = new_user_split(table, fraction=0.2, min_ratings=20, seed=args.seed)
@@ -156,7 +157,7 @@ def main() -> None:
         "attentive_best_epoch": result.best_epoch,
         "wall_s": seconds,
     }
-    print(f"appended to {append_result('new_users', record)}")
+    print(f"appended to {append_result('new_users', record, run_provenance)}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.record import append_result
+from bench.record import append_result, provenance
 from bench.surprise_peers import predict_rows, surprise_peers, to_trainset
 from models.baselines import fit_baselines
 from models.data.splits import split_canonical
@@ -97,6 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    run_provenance = provenance()
     started = time.perf_counter()
     per_fold: dict[int, dict[str, dict]] = {}
     for position, fold in enumerate(args.folds):
@@ -127,7 +128,7 @@ def main() -> None:
         "mean": mean,
         "wall_s": seconds,
     }
-    print(f"appended to {append_result('rating', record)}")
+    print(f"appended to {append_result('rating', record, run_provenance)}")
 
 
 if __name__ == "__main__":

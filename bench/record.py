@@ -29,12 +29,16 @@ def provenance() -> dict[str, str]:
     }
 
 
-def append_result(name: str, record: dict) -> Path:
-    """Appends {provenance, record} as one JSON line to bench/results/<name>.jsonl."""
+def append_result(name: str, record: dict, started: dict[str, str] | None = None) -> Path:
+    """Appends {provenance, record} as one JSON line to bench/results/<name>.jsonl.
+
+    started: provenance() taken when the run began; a long run should pass it, so the
+    line names the commit that ran rather than whatever HEAD is when it ends.
+    """
     path = RESULTS_DIR / f"{name}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
-        out.write(json.dumps({**provenance(), **record}) + "\n")
+        out.write(json.dumps({**(started or provenance()), **record}) + "\n")
     return path
 
 
