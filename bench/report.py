@@ -45,7 +45,8 @@ def bar_chart(path: Path, title: str, labels: Sequence[str], values: Sequence[fl
     ax.set_yticks(list(positions), labels)
     ax.invert_yaxis()
     low, high = min(values), max(values)
-    ax.set_xlim(max(0.0, low - 0.25 * (high - low + 1e-9) - 0.02 * high), high * 1.06)
+    span = max(high - low, 0.01 * high)
+    ax.set_xlim(max(0.0, low - 0.3 * span), high + 0.3 * span)
     for y, v in zip(positions, values, strict=True):
         ax.text(v, y, f" {v:.4f}", va="center", fontsize=8)
     ax.set_xlabel(xlabel)
