@@ -37,8 +37,8 @@ serve: demo-artifact
 	$(BIN)/because serve --artifact $(ARTIFACT) --host $(HOST) --port $(PORT) \
 		--import-ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
 
-# Quality on MovieLens-100K, every peer fitted in the same run (bench/RESULTS.md). Long:
-# about an hour on two cores. One thread each, as the figures in the README were taken.
+# Quality on MovieLens-100K, every peer fitted in the same run (bench/RESULTS.md). Long: rating
+# 50 min and new users 13 min on two shared cores, plus the ranking run. One thread each.
 ML100K ?= ../shared/data/ml-100k
 BENCH_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
