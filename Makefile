@@ -9,7 +9,7 @@ ARTIFACT ?= var/artifacts/ml-100k
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install test lint serve demo-artifact bench-install bench-serve clean
+.PHONY: install test lint serve demo-artifact clean bench-install bench-quality bench-serve
 
 $(BIN)/because: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,22 @@ serve: demo-artifact
 	$(BIN)/because serve --artifact $(ARTIFACT) --host $(HOST) --port $(PORT) \
 		--import-ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
 
+# Quality on MovieLens-100K, every peer fitted in the same run (bench/RESULTS.md). Long: rating
+# 50 min and new users 13 min on two shared cores, plus the ranking run. One thread each.
+ML100K ?= ../shared/data/ml-100k
+BENCH_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
 bench-install: install
 	$(BIN)/pip install -q -e ".[dev,bench]"
+
+bench-quality: bench-install
+	@test -f $(ML100K)/u1.base || { echo "needs GroupLens ml-100k (u.data, u1..u5.base/test):" \
+		"ML100K=$(ML100K) has none; the RecBole copy of 'because data fetch' has no folds"; exit 2; }
+	$(BENCH_ENV) $(BIN)/python -m bench.rating_quality --data $(ML100K) --folds 1 2 3 4 5 \
+		--heads dot mlp1 mlp2 --fold-heads dot
+	$(BENCH_ENV) $(BIN)/python -m bench.new_users --data $(ML100K)
+	$(BENCH_ENV) $(BIN)/python -m bench.ranking_quality --data $(ML100K)
+	$(BIN)/python -m bench.report
 
 # Load test (wrk, from Debian's packages) with its floors, new-user speed against implicit
 # ALS, and cost growth; results in bench/results/.

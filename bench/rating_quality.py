@@ -1,23 +1,29 @@
-"""Rating prediction on the canonical MovieLens-100K folds: our heads beside the baselines.
+"""Rating prediction on the canonical MovieLens-100K folds: our heads beside the peers.
 
-For each fold, in one run: the three baselines fitted on uN.base, then our scorer trained
-on uN.base with each head (everything else at the TrainConfig defaults) and evaluated on
+For each fold, in one run: our own baselines and Surprise's BaselineOnly, SVD, SVD++ and
+KNNBaseline (`bench/surprise_peers.py`) fitted on uN.base, then our scorer trained on
+uN.base with each head (everything else at the TrainConfig defaults) and evaluated on
 uN.test with every uN.base rating as the user's history, exactly as `because evaluate`
-does. Prints a table and appends one JSON line per run to bench/results/rating.jsonl.
+does. `--heads` run on the first fold listed, `--fold-heads` on every fold (training all
+three heads on five folds takes about an hour on two cores). Prints a table for the first
+fold and one of the means over the folds, and appends one JSON line per run to
+bench/results/rating.jsonl. Needs the bench extra: `pip install -e .[bench]`.
 
-    .venv/bin/python -m bench.rating_quality --data ../shared/data/ml-100k --folds 1
-    .venv/bin/python -m bench.rating_quality --data ../shared/data/ml-100k --folds 1 2 3 4 5 \
-        --heads mlp1
+    .venv/bin/python -m bench.rating_quality --data ../shared/data/ml-100k \
+        --folds 1 2 3 4 5 --heads dot mlp1 mlp2 --fold-heads dot
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from bench.record import append_result
+from bench.record import append_result, provenance
+from bench.surprise_peers import predict_rows, surprise_peers, to_trainset
 from models.baselines import fit_baselines
 from models.data.splits import split_canonical
 from models.evaluate import predict_table
@@ -26,15 +32,22 @@ from models.train import TrainConfig, train, with_overrides
 
 
 def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str, dict]:
-    """{model name: {rmse, mae, train_s}} for one canonical fold."""
+    """{model name: {rmse, mae, train_s, ...}} for one canonical fold."""
     train_table, test_table = split_canonical(folder, fold)
+    scale = TrainConfig().scale
     rows: dict[str, dict] = {}
-    for baseline in fit_baselines(train_table, TrainConfig().scale):
+    for baseline in fit_baselines(train_table, scale):
         predicted = baseline.predict(test_table.users, test_table.items)
-        rows[baseline.name] = {
-            "rmse": rmse(predicted, test_table.ratings),
-            "mae": mae(predicted, test_table.ratings),
-        }
+        rows[baseline.name] = _scores(predicted, test_table.ratings)
+    trainset = to_trainset(train_table, scale)
+    for name, make in surprise_peers().items():
+        started = time.perf_counter()
+        algo = make().fit(trainset)
+        predicted = predict_rows(algo, test_table)
+        rows[name] = {**_scores(predicted, test_table.ratings),
+                      "train_s": round(time.perf_counter() - started, 1)}
+        print(f"  u{fold} {name}: {rows[name]['rmse']:.4f} ({rows[name]['train_s']} s)",
+              flush=True)
     for head in heads:
         config = with_overrides(TrainConfig(), head=head, device=device)
         result = train(train_table, config, progress=False)
@@ -43,50 +56,79 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str
             result.device,
         )
         rows[f"attentive_{head}"] = {
-            "rmse": rmse(predicted, test_table.ratings),
-            "mae": mae(predicted, test_table.ratings),
+            **_scores(predicted, test_table.ratings),
             "train_s": round(result.seconds, 1),
             "best_epoch": result.best_epoch,
             "validation_rmse": round(result.validation_rmse, 4),
             "device": result.device,
         }
+        print(f"  u{fold} attentive_{head}: {rows[f'attentive_{head}']['rmse']:.4f} "
+              f"({rows[f'attentive_{head}']['train_s']} s)", flush=True)
     return rows
+
+
+def mean_over_folds(per_fold: dict[int, dict[str, dict]]) -> dict[str, dict]:
+    """{model: {rmse, mae, folds}} for the models that ran on every fold."""
+    folds = list(per_fold)
+    everywhere = [name for name in per_fold[folds[0]] if all(name in per_fold[f] for f in folds)]
+    return {
+        name: {
+            **{m: float(np.mean([per_fold[f][name][m] for f in folds])) for m in ("rmse", "mae")},
+            "per_fold_rmse": [per_fold[f][name]["rmse"] for f in folds],
+        }
+        for name in everywhere
+    }
+
+
+def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    return {"rmse": rmse(predicted, truth), "mae": mae(predicted, truth)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k"))
     parser.add_argument("--folds", type=int, nargs="+", default=[1])
-    parser.add_argument("--heads", nargs="+", default=["dot", "mlp1", "mlp2"])
+    parser.add_argument("--heads", nargs="+", default=["dot", "mlp1", "mlp2"],
+                        help="heads trained on the first fold listed")
+    parser.add_argument("--fold-heads", nargs="*", default=["dot"],
+                        help="heads trained on every fold")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
-    per_fold = {}
-    for fold in args.folds:
-        per_fold[fold] = run_fold(args.data, fold, args.heads, args.device)
-        print(f"u{fold}: " + ", ".join(f"{k} {v['rmse']:.4f}" for k, v in per_fold[fold].items()))
-    names = list(per_fold[args.folds[0]])
-    mean = {
-        name: {
-            metric: float(np.mean([per_fold[f][name][metric] for f in args.folds]))
-            for metric in ("rmse", "mae")
-        }
-        for name in names
-    }
-    print(f"\n| model | RMSE (mean of {len(args.folds)}) | MAE | per fold RMSE |")
-    print("| --- | --- | --- | --- |")
-    for name in names:
-        folds = " ".join(f"{per_fold[f][name]['rmse']:.4f}" for f in args.folds)
-        print(f"| {name} | {mean[name]['rmse']:.4f} | {mean[name]['mae']:.4f} | {folds} |")
+    run_provenance = provenance()
+    started = time.perf_counter()
+    per_fold: dict[int, dict[str, dict]] = {}
+    for position, fold in enumerate(args.folds):
+        heads = args.heads if position == 0 else []
+        heads = heads + [h for h in args.fold_heads if h not in heads]
+        per_fold[fold] = run_fold(args.data, fold, heads, args.device)
+    mean = mean_over_folds(per_fold)
+
+    first = args.folds[0]
+    print(f"\nu{first}:\n| model | RMSE | MAE |\n| --- | --- | --- |")
+    for name, row in per_fold[first].items():
+        print(f"| {name} | {row['rmse']:.4f} | {row['mae']:.4f} |")
+    if len(args.folds) > 1:
+        print(f"\nmean over u{' u'.join(map(str, args.folds))} (models run on every fold):")
+        print("| model | RMSE | MAE | per fold RMSE |\n| --- | --- | --- | --- |")
+        for name, row in mean.items():
+            folds = " ".join(f"{r:.4f}" for r in row["per_fold_rmse"])
+            print(f"| {name} | {row['rmse']:.4f} | {row['mae']:.4f} | {folds} |")
+    seconds = round(time.perf_counter() - started, 1)
+    print(f"wall time {seconds} s")
 
     record = {
         "folds": args.folds,
+        "heads_first_fold": args.heads,
+        "heads_every_fold": args.fold_heads,
         "train_config": TrainConfig().to_dict(),
         "per_fold": per_fold,
         "mean": mean,
+        "wall_s": seconds,
     }
-    print(f"appended to {append_result('rating', record)}")
-
+    print(f"appended to {append_result('rating', record, run_provenance)}")
 
 
 if __name__ == "__main__":

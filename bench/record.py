@@ -1,4 +1,5 @@
-"""Where and when a benchmark ran: every results line carries date, machine and commit."""
+"""Where and when a benchmark ran: every results line carries date, machine, commit and the
+versions of the packages that produced it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import os
 import platform
 import subprocess
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).parent / "results"
+# The packages whose versions can move a figure: ours and the peers' libraries.
+PACKAGES = ("torch", "numpy", "scipy", "scikit-surprise", "implicit", "faiss-cpu")
 
 
 def provenance() -> dict[str, str]:
@@ -21,16 +25,31 @@ def provenance() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "commit": _commit(),
+        "packages": _versions(),
     }
 
 
-def append_result(name: str, record: dict) -> Path:
-    """Appends {provenance, record} as one JSON line to bench/results/<name>.jsonl."""
+def append_result(name: str, record: dict, started: dict[str, str] | None = None) -> Path:
+    """Appends {provenance, record} as one JSON line to bench/results/<name>.jsonl.
+
+    started: provenance() taken when the run began; a long run should pass it, so the
+    line names the commit that ran rather than whatever HEAD is when it ends.
+    """
     path = RESULTS_DIR / f"{name}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
-        out.write(json.dumps({**provenance(), **record}) + "\n")
+        out.write(json.dumps({**(started or provenance()), **record}) + "\n")
     return path
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def _commit() -> str:

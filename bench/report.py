@@ -1,0 +1,149 @@
+"""bench/RESULTS.md and one bar chart per table, from the newest line of each results file.
+
+Nothing is measured here: every figure comes from bench/results/{rating,new_users,
+ranking}.jsonl, with the date, machine, commit and package versions of the run that wrote
+it. A results file that is missing is reported as not run. Needs matplotlib (bench extra).
+
+    .venv/bin/python -m bench.report
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.record import RESULTS_DIR
+
+REPORT = Path(__file__).parent / "RESULTS.md"
+RANKING_METRICS = ("ndcg", "recall", "hit_rate", "mrr")
+
+
+def newest(name: str) -> dict | None:
+    """The last line of bench/results/<name>.jsonl, or None when there is none."""
+    path = RESULTS_DIR / f"{name}.jsonl"
+    if not path.exists():
+        return None
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return json.loads(lines[-1]) if lines else None
+
+
+def bar_chart(path: Path, title: str, labels: Sequence[str], values: Sequence[float],
+              xlabel: str, highlight: str = "attentive") -> None:
+    """A horizontal bar chart, our models in a second colour, each bar labelled with its
+    value; the axis starts near the smallest value so small gaps stay visible."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.2))
+    colours = ["tab:orange" if label.startswith(highlight) else "tab:blue" for label in labels]
+    positions = range(len(labels))
+    ax.barh(positions, values, color=colours)
+    ax.set_yticks(list(positions), labels)
+    ax.invert_yaxis()
+    low, high = min(values), max(values)
+    span = max(high - low, 0.01 * high)
+    ax.set_xlim(max(0.0, low - 0.3 * span), high + 0.3 * span)
+    for y, v in zip(positions, values, strict=True):
+        ax.text(v, y, f" {v:.4f}", va="center", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _provenance(row: dict) -> str:
+    versions = row.get("packages", {"torch": row["torch"]})
+    packages = ", ".join(f"{name} {version}" for name, version in versions.items())
+    return (f"Run {row['date']} on `{row['machine']}`, commit `{row['commit']}`, "
+            f"Python {row['python']}; {packages}.")
+
+
+def rating_section(row: dict | None) -> list[str]:
+    if row is None:
+        return ["## Rating prediction", "", "Not run (`python -m bench.rating_quality`).", ""]
+    folds = row["folds"]
+    first = str(folds[0])
+    per_fold = row["per_fold"][first]
+    lines = ["## Rating prediction", "", _provenance(row), "",
+             f"Canonical u{first} split, every model fitted on `u{first}.base` in one run:", "",
+             "| model | RMSE | MAE | fit s |", "| --- | --- | --- | --- |"]
+    for name, r in per_fold.items():
+        lines.append(f"| {name} | {r['rmse']:.4f} | {r['mae']:.4f} | {r.get('train_s', '')} |")
+    lines += ["", f"![u{first}](results/rating_u{first}.png)", ""]
+    bar_chart(RESULTS_DIR / f"rating_u{first}.png", f"Rating prediction, MovieLens-100K u{first}",
+              list(per_fold), [r["rmse"] for r in per_fold.values()], "RMSE (lower is better)")
+    if len(folds) > 1:
+        mean = row["mean"]
+        only_first = [n for n in per_fold if n not in mean]
+        lines += [f"Mean over u{', u'.join(map(str, folds))}; models run on every fold only"
+                  + (f" ({', '.join(only_first)}: u{first} only)" if only_first else "") + ":",
+                  "", "| model | RMSE | MAE | per fold RMSE |", "| --- | --- | --- | --- |"]
+        for name, r in mean.items():
+            per = " ".join(f"{row['per_fold'][str(f)][name]['rmse']:.4f}" for f in folds)
+            lines.append(f"| {name} | {r['rmse']:.4f} | {r['mae']:.4f} | {per} |")
+        lines += ["", "![mean](results/rating_mean.png)", ""]
+        bar_chart(RESULTS_DIR / "rating_mean.png",
+                  f"Rating prediction, mean over {len(folds)} folds", list(mean),
+                  [r["rmse"] for r in mean.values()], "RMSE (lower is better)")
+    return lines
+
+
+def new_users_section(row: dict | None) -> list[str]:
+    if row is None:
+        return ["## New users without retraining", "", "Not run (`python -m bench.new_users`).",
+                ""]
+    p = row["protocol"]
+    results = row["results"]
+    lines = ["## New users without retraining", "", _provenance(row), "",
+             f"{p['new_users']} users ({p['fraction']:.0%} of those with >= {p['min_ratings']} "
+             f"ratings) left out of training; the first half of each one's ratings by time "
+             f"revealed ({p['revealed']} ratings), the other {p['hidden']} predicted. SVD "
+             f"fold-in ridge strength {row['svd_fold_in_ridge']} (chosen on validation users).",
+             "", "| model | retrains | RMSE | MAE |", "| --- | --- | --- | --- |"]
+    for name, r in results.items():
+        retrains = "yes" if name.endswith("_retrained") else "no"
+        lines.append(f"| {name} | {retrains} | {r['rmse']:.4f} | {r['mae']:.4f} |")
+    lines += ["", f"Ours / best no-retraining peer ({row['best_no_retraining_peer']}): "
+              f"**{row['ratio_to_best_no_retraining_peer']:.4f}**", "",
+              "![new users](results/new_users.png)", ""]
+    bar_chart(RESULTS_DIR / "new_users.png", "New users without retraining, MovieLens-100K",
+              list(results), [r["rmse"] for r in results.values()], "RMSE (lower is better)")
+    return lines
+
+
+def ranking_section(row: dict | None) -> list[str]:
+    if row is None:
+        return ["## Top-N ranking", "", "Not run (`python -m bench.ranking_quality`).", ""]
+    results = row["results"]
+    lines = ["## Top-N ranking", "", _provenance(row), "",
+             "Each user's last 10 ratings held out, every unrated item ranked "
+             "(`bench/ranking_quality.py`):", "",
+             "| model | NDCG@10 | Recall@10 | HitRate@10 | MRR@10 |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in RANKING_METRICS) + " |")
+    lines += ["", "![ranking](results/ranking.png)", ""]
+    bar_chart(RESULTS_DIR / "ranking.png", "Top-N ranking, MovieLens-100K", list(results),
+              [r["ndcg"] for r in results.values()], "NDCG@10 (higher is better)")
+    return lines
+
+
+def main() -> None:
+    lines = ["# Quality benchmarks: MovieLens-100K", "",
+             f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} by "
+             "`python -m bench.report` from the newest line of each `bench/results/*.jsonl`; "
+             "`make bench-quality` reruns everything. Attentive models are ours.", ""]
+    lines += rating_section(newest("rating"))
+    lines += new_users_section(newest("new_users"))
+    lines += ranking_section(newest("ranking"))
+    REPORT.write_text("\n".join(lines))
+    print(f"wrote {REPORT} and its charts in {RESULTS_DIR}")
+
+
+if __name__ == "__main__":
+    main()
