@@ -1,8 +1,9 @@
 """bench/RESULTS.md and one bar chart per table, from the newest line of each results file.
 
 Nothing is measured here: every figure comes from bench/results/{rating,new_users,
-ranking}.jsonl, with the date, machine, commit and package versions of the run that wrote
-it. A results file that is missing is reported as not run. Needs matplotlib (bench extra).
+ranking,ranker_ablation,serve,new_user_speed,scaling}.jsonl, with the date, machine,
+commit and package versions of the run that wrote it. A results file that is missing is
+reported as not run. Needs matplotlib (bench extra).
 
     .venv/bin/python -m bench.report
 """
@@ -133,14 +134,70 @@ def ranking_section(row: dict | None) -> list[str]:
     return lines
 
 
+def ablation_section(row: dict | None) -> list[str]:
+    if row is None:
+        return ["## Ranker ablation", "", "Not run (`python -m bench.ranker_ablation`).", ""]
+    lines = ["## Ranker ablation", "", _provenance(row), "",
+             f"Same split as the ranking table; EASE in the same run: "
+             f"{row['ease']['ndcg']:.4f} (`bench/ranker_ablation.py`).", "",
+             "| variant | seed | NDCG@10 | Recall@10 | best epoch |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in row["runs"]:
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['ndcg']:.4f} | {r['recall']:.4f} "
+                     f"| {r['best_epoch']} |")
+    f = row["faithfulness"]
+    lines += ["", f"Faithfulness over {f['pairs']} (user, top-10 item) pairs: mean ranking-score "
+              f"drop removing the most attended item {f['mean_drop_mean_hops']:.4f} (hops "
+              f"averaged), {f['mean_drop_last_hop']:.4f} (last hop); a random item "
+              f"{f['mean_drop_random']:.4f}.", ""]
+    return lines
+
+
+def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | None) -> list[str]:
+    lines = ["## Speed", ""]
+    if serve is None:
+        lines += ["Load: not run (`make bench-serve`).", ""]
+    else:
+        lines += [_provenance(serve), "",
+                  f"wrk against the service, {serve['seconds_per_run']} s per run "
+                  "(`bench/serve_load.py`); p50 ms / p99 ms / requests per second:", "",
+                  "| endpoint | concurrency | p50 | p99 | req/s |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, by_c in serve["load"].items():
+            for c, f in by_c.items():
+                lines.append(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} "
+                             f"| {f['per_second']:.0f} |")
+        compute = serve["compute_floor"]
+        lines += ["", f"Compute floor in process (1000 candidates): `Scorer.run` "
+                  f"{compute['scorer_run_p50_ms']:.2f} ms. Micro-batching off, rank with 1000 "
+                  "candidates: " + ", ".join(
+                      f"c = {c}: {f['per_second']:.0f} req/s" for c, f in
+                      serve["batching_off"].items()) + ".", ""]
+    if new_user is not None:
+        lines += [_provenance(new_user), "",
+                  f"New user, whole catalogue, in process (`bench/new_user_speed.py`): implicit "
+                  f"ALS recalculate_user {new_user['als_recalculate_user_ms']:.3f} ms, ours "
+                  f"{new_user['ours_scorer_run_ms']:.3f} ms (x{new_user['ratio']:.1f}; ranker "
+                  f"forward {new_user['ours_ranker_forward_ms']:.3f} ms).", ""]
+    if scaling is not None:
+        lines += [_provenance(scaling), "", "Cost growth (`bench/scaling.py`, "
+                  f"{scaling['device']}):", ""]
+        lines += [f"![{name}](results/scaling_{name}_{scaling['device'].split(':')[0]}.png)"
+                  for name in ("history_length", "candidates", "catalogue")]
+        lines.append("")
+    return lines
+
+
 def main() -> None:
-    lines = ["# Quality benchmarks: MovieLens-100K", "",
+    lines = ["# Benchmarks: MovieLens-100K", "",
              f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} by "
              "`python -m bench.report` from the newest line of each `bench/results/*.jsonl`; "
              "`make bench-quality` reruns everything. Attentive models are ours.", ""]
     lines += rating_section(newest("rating"))
     lines += new_users_section(newest("new_users"))
     lines += ranking_section(newest("ranking"))
+    lines += ablation_section(newest("ranker_ablation"))
+    lines += speed_section(newest("serve"), newest("new_user_speed"), newest("scaling"))
     REPORT.write_text("\n".join(lines))
     print(f"wrote {REPORT} and its charts in {RESULTS_DIR}")
 
