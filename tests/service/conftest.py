@@ -28,13 +28,19 @@ def settings(artifact_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path
     )
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app built from `settings`, inside its lifespan (no network)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
             yield c
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in running(settings):
+        yield c
 
 
 @pytest.fixture

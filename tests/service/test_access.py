@@ -14,22 +14,13 @@ import redis
 from pydantic import ValidationError
 
 from service.access import ApiKeys, Scope
-from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import redis_snapshot
+from tests.service.conftest import redis_snapshot, running
 
 WRITER = "w-7f3a9c1e5b2d4086"
 READER = "r-0c8e2b4f6a1d3957"
 KEYS = {WRITER: Scope.WRITE, READER: Scope.READ}
 POST = {"ratings": [{"item_id": "i1", "rating": 5, "timestamp": 1_000_001}]}
-
-
-async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
-            yield c
 
 
 @pytest.fixture

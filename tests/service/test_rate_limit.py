@@ -4,26 +4,15 @@ keys unaffected, atomic under concurrency, and off unless configured."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import httpx
 import redis
 
-from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import redis_snapshot
+from tests.service.conftest import redis_snapshot, running
 
 FIRST, SECOND = "k-first-5d1e", "k-second-9a7c"
 # A refill of one token per 1000 s: within a test the bucket only empties.
 SLOW = {"api_keys": {FIRST: "write", SECOND: "write"}, "rate_limit_per_s": 0.001}
-
-
-async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
-            yield c
 
 
 def bearer(key: str) -> dict[str, str]:
