@@ -135,6 +135,11 @@ class Recommender:
             np.fromiter((r.rating for r in known), np.float32, len(known)),
         )
 
+    def is_cold_start(self, ratings: list[Rating]) -> bool:
+        """No rated item the model knows: stops at the first known one, unlike `history`."""
+        ids = self.artifact.item_ids
+        return not any(r.item_id in ids for r in ratings)
+
     async def ratings_for(self, user_id: str | None, inline: list[RatingIn] | None) -> list[Rating]:
         if inline is not None:
             return sorted(self.validate_ratings(inline), key=lambda r: r.timestamp)

@@ -23,7 +23,7 @@ async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
             ItemScore(item_id=i, predicted_rating=float(p))
             for i, p in zip(body.item_ids, predicted, strict=True)
         ],
-        cold_start=len(rec.history(ratings).items) == 0,
+        cold_start=rec.is_cold_start(ratings),
         model_version=rec.version,
     )
 
@@ -38,6 +38,6 @@ async def rank(body: RankRequest, rec: RecommenderDep) -> RankResponse:
     return RankResponse(
         items=ranked_items(rec, ranked),
         order=body.order,
-        cold_start=len(rec.history(ratings).items) == 0,
+        cold_start=rec.is_cold_start(ratings),
         model_version=rec.version,
     )
