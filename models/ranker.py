@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -44,6 +45,15 @@ class RankerConfig:
     @classmethod
     def from_dict(cls, data: dict) -> RankerConfig:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class ItemSide:
+    """Every item's query-side projections, (n_items, w) each: h(x) and, with the query
+    output, the output map (None with the shared phi)."""
+
+    queries: Tensor
+    outputs: Tensor | None
 
 
 @dataclass(frozen=True)
@@ -102,38 +112,104 @@ class AttentionRanker(nn.Module):
     ) -> RankerOutput:
         """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
         targets (H, C) long, or (C,) for one candidate list shared by every history (a
-        whole-catalogue softmax). A target never attends to itself."""
-        shared = targets.dim() == 1
-        x_hist = self.item_embeddings[hist_items]  # (H, L, d)
-        x_query = self.item_embeddings[targets]  # (H, C, d) or (C, d)
-        z = self.query(x_query)
-        if shared:
-            z = z.expand(hist_items.shape[0], -1, -1)
-            targets = targets.expand(hist_items.shape[0], -1)
+        whole-catalogue softmax). A target never attends to itself.
+
+        Training and explanations call this, for its attention maps; serving calls
+        `score`, the same scores without them."""
+        z, outputs = self._query_side(targets, hist_items.shape[0], None)  # (H, C, w)
+        targets = _per_history(targets, hist_items)
         context = hist_mask[:, None, :] & (hist_items[:, None, :] != targets[:, :, None])
         attention_sum = torch.zeros_like(context, dtype=z.dtype)
+        for keys, values in self._history_side(hist_items, hist_ratings, hist_mask):
+            logits = torch.bmm(z, keys.transpose(1, 2)).masked_fill(~context, float("-inf"))
+            attention = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # (H, C, L)
+            z = z + torch.bmm(attention, values)
+            attention_sum = attention_sum + attention
+        return RankerOutput(
+            score=self._output(z, outputs, targets),
+            attention=attention_sum / self.config.hops,
+            last_hop=attention,
+        )
+
+    def score(
+        self,
+        hist_items: Tensor,
+        hist_ratings: Tensor,
+        hist_mask: Tensor,
+        targets: Tensor,
+        item_side: ItemSide | None = None,
+    ) -> Tensor:
+        """(H, C) logits, equal to `forward(...).score`: what serving runs. Attention is
+        fused (no (H, C, L) maps kept), masked by the history alone unless a target is in
+        its own history, and the candidates' projections are read from `item_side` (every
+        item's, computed once at load) when given. Arguments as `forward`."""
+        z, outputs = self._query_side(targets, hist_items.shape[0], item_side)  # (H, C, w)
+        targets = _per_history(targets, hist_items)
+        mask = hist_mask[:, None, :]  # (H, 1, L), broadcast over the candidates
+        rated = torch.zeros(self.config.n_items, dtype=torch.bool, device=targets.device)
+        rated[hist_items[hist_mask]] = True
+        if rated[targets].any():  # some target is in a history: the per-target mask
+            mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
+        # One attention head: the 4-D form (H, 1, ...) is what the fused CPU kernel takes.
+        z, mask = z[:, None], mask[:, None]
+        for keys, values in self._history_side(hist_items, hist_ratings, hist_mask):
+            # (H, 1, C, w) x (H, 1, L, w) -> (H, 1, C, w); a row with nothing to attend to
+            # (an empty history) adds nothing, as in forward (some backends give NaN there).
+            pooled = F.scaled_dot_product_attention(
+                z, keys[:, None], values[:, None], attn_mask=mask, scale=1.0
+            )
+            z = z + pooled.nan_to_num(0.0)
+        return self._output(z[:, 0], outputs, targets)
+
+    def item_side(self) -> ItemSide:
+        """Every item's query projection h(x) and, with the query output, its output map:
+        what `score` needs per candidate, (n_items, w) each."""
+        x = self.item_embeddings
+        return ItemSide(self.query(x), self.output(x) if self.config.output == "query" else None)
+
+    def _query_side(
+        self, targets: Tensor, histories: int, item_side: ItemSide | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """z^0 (H, C, w) and the query output map of the targets ((C, w) or (H, C, w)),
+        or None for the shared output."""
+        if item_side is None:
+            x_query = self.item_embeddings[targets]  # (H, C, d) or (C, d)
+            z = self.query(x_query)
+            outputs = self.output(x_query) if self.config.output == "query" else None
+        else:
+            z = item_side.queries[targets]
+            outputs = None if item_side.outputs is None else item_side.outputs[targets]
+        if targets.dim() == 1:
+            z = z.expand(histories, -1, -1)
+        return z, outputs
+
+    def _history_side(
+        self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Each hop's keys f^k(x_i) and values g^k(x_i), (H, L, w) each, with the
+        recency and rating-level offsets added."""
+        x_hist = self.item_embeddings[hist_items]  # (H, L, d)
         levels = self._levels(hist_ratings)
         age = self._age(hist_mask) if self.config.recency else None
+        out = []
         for hop in range(self.config.hops):
-            keys = self.keys[hop](x_hist)  # (H, L, w)
+            keys = self.keys[hop](x_hist)
             values = self.values[hop](x_hist)
             if age is not None:
                 keys = keys + self.age_keys[hop](age)
                 values = values + self.age_values[hop](age)
             if self.rating_values is not None:
                 values = values + self.rating_values[hop][levels]
-            logits = torch.bmm(z, keys.transpose(1, 2)).masked_fill(~context, float("-inf"))
-            attention = torch.softmax(logits, dim=-1).nan_to_num(0.0)
-            z = z + torch.bmm(attention, values)
-            attention_sum = attention_sum + attention
-        if self.config.output == "query":
-            score = (z * self.output(x_query)).sum(-1)  # (C, w) broadcasts over H
+            out.append((keys, values))
+        return out
+
+    def _output(self, z: Tensor, outputs: Tensor | None, targets: Tensor) -> Tensor:
+        """phi . z^K + b_q: (H, C) logits."""
+        if outputs is not None:
+            score = (z * outputs).sum(-1)  # (C, w) broadcasts over H
         else:
             score = self.output(z).squeeze(-1)
-        score = score + self.item_bias[targets]
-        return RankerOutput(
-            score=score, attention=attention_sum / self.config.hops, last_hop=attention
-        )
+        return score + self.item_bias[targets]
 
     def _levels(self, ratings: Tensor) -> Tensor:
         c = self.config
@@ -146,3 +222,8 @@ class AttentionRanker(nn.Module):
         n = hist_mask.sum(dim=1, keepdim=True)
         position = torch.arange(hist_mask.shape[1], device=hist_mask.device)[None, :]
         return (n - 1 - position).clamp(0, self.config.recency)
+
+
+def _per_history(targets: Tensor, hist_items: Tensor) -> Tensor:
+    """(H, C) targets: a shared (C,) list repeated for each history (a view, no copy)."""
+    return targets.expand(hist_items.shape[0], -1) if targets.dim() == 1 else targets

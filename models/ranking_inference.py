@@ -12,13 +12,25 @@ import numpy as np
 import torch
 
 from models.inference import History, PaddedBatch, pad_batch
-from models.ranker import AttentionRanker, RankerOutput
+from models.ranker import AttentionRanker, ItemSide, RankerOutput
 
 
 @torch.inference_mode()
 def predict_ranking(ranker: AttentionRanker, batch: PaddedBatch) -> RankerOutput:
-    """(histories, targets) -> ranking logits (H, C) and attention (H, C, L)."""
+    """(histories, targets) -> ranking logits (H, C) and attention (H, C, L): for
+    explanations, which need the attention maps."""
     return ranker(batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+
+
+@torch.inference_mode()
+def ranking_scores(
+    ranker: AttentionRanker, batch: PaddedBatch, item_side: ItemSide | None = None
+) -> torch.Tensor:
+    """(histories, targets) -> ranking logits (H, C), nothing else: what ranking runs.
+    `item_side` is `ranker.item_side()`, computed once by whoever scores repeatedly."""
+    return ranker.score(
+        batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets, item_side
+    )
 
 
 @torch.inference_mode()
@@ -32,5 +44,5 @@ def catalogue_scores(
     capped = [h.newest(max_history) for h in histories]
     batch = pad_batch(capped, [np.zeros(0, np.int64)] * len(capped), device)
     every_item = torch.arange(ranker.config.n_items, device=batch.hist_items.device)
-    out = ranker(batch.hist_items, batch.hist_ratings, batch.hist_mask, every_item)
-    return out.score.float().cpu().numpy()
+    scores = ranker.score(batch.hist_items, batch.hist_ratings, batch.hist_mask, every_item)
+    return scores.float().cpu().numpy()

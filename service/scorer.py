@@ -16,7 +16,7 @@ import torch
 
 from models.artifact import Artifact
 from models.inference import History, PaddedBatch, pad_batch, predict
-from models.ranking_inference import predict_ranking
+from models.ranking_inference import predict_ranking, ranking_scores
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,20 @@ class ScoreJob:
 class ScoreResult:
     ratings: np.ndarray  # (C,) predicted ratings; NaN for targets outside `rate_top`
     ranking: np.ndarray | None  # (C,) ranking scores (logits), when asked
+    best: np.ndarray | None = None  # positions of the best `rate_top` by ranking, best first
 
 
-def best_first(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Positions of `targets` by descending score, ties by item index: the one order used
-    for every ranked list."""
+def best_first(targets: np.ndarray, scores: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Positions of the best k `targets` (all when None) by descending score, ties by item
+    index: the one order used for every ranked list. Sorts only the scores that can make
+    the top k, so a top 10 of 10,000 candidates sorts about 10."""
+    if k is not None and k <= 0:
+        return np.zeros(0, np.int64)
+    if k is not None and k < len(scores):
+        # Everything scoring at least the k-th best score, ties at the border included.
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        contenders = np.flatnonzero(scores >= kth)
+        return contenders[np.lexsort((targets[contenders], -scores[contenders]))][:k]
     return np.lexsort((targets, -scores))
 
 
@@ -61,6 +70,8 @@ class Scorer:
     def __init__(self, artifact: Artifact, device: torch.device):
         self.model = artifact.model.to(device)
         self.ranker = artifact.ranker.to(device)
+        with torch.inference_mode():
+            self.item_side = self.ranker.item_side()
         self.device = device
         self.max_context = artifact.max_context
         self.max_history = artifact.max_history
@@ -88,16 +99,15 @@ class Scorer:
     ) -> None:
         """The ranker over every target, then the rating scorer over each job's best
         `rate_top` (all targets when None)."""
-        out = predict_ranking(self.ranker, self._batch(jobs, members, self.max_history))
-        scores = out.score.float().cpu().numpy()
-        rated_positions = []
+        batch = self._batch(jobs, members, self.max_history)
+        scores = ranking_scores(self.ranker, batch, self.item_side).float().cpu().numpy()
+        best = [
+            best_first(jobs[i].targets, scores[row, : len(jobs[i].targets)], jobs[i].rate_top)
+            for row, i in enumerate(members)
+        ]
+        ratings = self._ratings_at(jobs, members, best)
         for row, i in enumerate(members):
-            job = jobs[i]
-            order = best_first(job.targets, scores[row, : len(job.targets)])
-            rated_positions.append(order if job.rate_top is None else order[: job.rate_top])
-        ratings = self._ratings_at(jobs, members, rated_positions)
-        for row, i in enumerate(members):
-            results[i] = ScoreResult(ratings[row], scores[row, : len(jobs[i].targets)])
+            results[i] = ScoreResult(ratings[row], scores[row, : len(jobs[i].targets)], best[row])
 
     def _ratings_at(
         self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray]
@@ -150,7 +160,7 @@ class Scorer:
         history = history.newest(self.max_history)
         variants = [history] + [history.without(p - offset) for p in anchors]
         batch = pad_batch(variants, [targets] * len(variants), self.device)
-        scores = predict_ranking(self.ranker, batch).score.float().cpu().numpy()
+        scores = ranking_scores(self.ranker, batch, self.item_side).float().cpu().numpy()
         return (scores[0][None, :] - scores[1:]).T
 
     def _batch(self, jobs: list[ScoreJob], members: list[int], cap: int) -> PaddedBatch:

@@ -15,8 +15,9 @@ from models.data.table import DataError, IdMap, RatingTable
 from models.inference import History, pad_batch
 from models.item_embeddings import cooccurrence_embeddings
 from models.pipeline import frozen_item_embeddings
+from models.ranker import AttentionRanker, RankerConfig
 from models.ranking_baselines import ItemKnn, Popularity, interaction_matrix
-from models.ranking_inference import catalogue_scores, predict_ranking
+from models.ranking_inference import catalogue_scores, predict_ranking, ranking_scores
 from models.ranking_metrics import evaluate_ranking, metrics_at_k, ranking_task
 from models.train import TrainResult, train
 from models.train_ranker import RankerTrainResult, train_ranker
@@ -96,6 +97,41 @@ def test_catalogue_scores_equal_per_candidate_scores_and_repeat(
         some = np.array([3, 50, 7, 111])
         out = predict_ranking(ranked.model, pad_batch([history.newest(64)], [some]))
         assert np.allclose(out.score[0].numpy(), whole[row, some], atol=1e-5)
+
+
+@pytest.mark.parametrize("output", ["shared", "query"])
+def test_served_scores_equal_forward_scores(output: str) -> None:
+    # Random weights with every offset non-zero, so each term of the score is exercised.
+    torch.manual_seed(0)
+    config = RankerConfig(n_items=40, embedding_dim=12, width=8, hops=3, output=output,
+                          recency=4)
+    ranker = AttentionRanker(config, torch.randn(40, 12)).eval()
+    with torch.no_grad():
+        for parameter in ranker.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    rng = np.random.default_rng(0)
+    histories = [
+        History(rng.choice(40, n, replace=False), rng.integers(1, 6, n).astype(np.float32))
+        for n in (9, 3, 0, 1)  # padded to 9; an empty one; one of a single item
+    ]
+    own = histories[0].items[2]  # a target in its own history may not attend to itself
+    targets = [np.array([own, 5, 17]), np.arange(20, 30), np.array([1, 2]),
+               histories[3].items]  # the only item: nothing left to attend to
+    batch = pad_batch(histories, targets)
+    expected = predict_ranking(ranker, batch).score
+    assert torch.allclose(ranking_scores(ranker, batch), expected, atol=1e-5)
+    with torch.inference_mode():
+        item_side = ranker.item_side()
+    served = ranking_scores(ranker, batch, item_side)
+    assert torch.allclose(served, expected, atol=1e-5)
+    alone = ranking_scores(ranker, pad_batch(histories[1:2], targets[1:2]), item_side)
+    assert torch.allclose(alone[0], served[1, :10], atol=1e-5)  # padding changes nothing
+    every_item = torch.arange(40)
+    with torch.inference_mode():
+        shared = ranker.score(batch.hist_items, batch.hist_ratings, batch.hist_mask,
+                              every_item, item_side)
+        whole = ranker(batch.hist_items, batch.hist_ratings, batch.hist_mask, every_item)
+    assert torch.allclose(shared, whole.score, atol=1e-5)
 
 
 def test_cooccurrence_embeddings_put_co_picked_clusters_together(planted: PlantedData) -> None:

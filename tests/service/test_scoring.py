@@ -9,6 +9,7 @@ import numpy as np
 
 from models.data.synthetic import PlantedData
 from service.app import create_app
+from service.scorer import best_first
 from service.settings import Settings
 
 
@@ -266,3 +267,15 @@ async def test_retrieval_path_ranks_faiss_candidates_like_the_exhaustive_path(
             items = (await c.post("/v1/rank", json={**body, "k": 100})).json()["items"]
     # 8 liked queries x 3 neighbours: a small pool, not the catalogue
     assert 0 < len(items) <= 8 * 3
+
+
+def test_the_top_k_order_is_the_head_of_the_full_order() -> None:
+    # Few distinct scores: many ties, some at the border of the top k.
+    rng = np.random.default_rng(0)
+    targets = rng.permutation(200)
+    scores = rng.integers(0, 12, 200).astype(np.float32)
+    full = best_first(targets, scores)
+    assert list(scores[full]) == sorted(scores, reverse=True)
+    for k in (1, 5, 17, 199, 200, 500):
+        assert np.array_equal(best_first(targets, scores, k), full[:k])
+    assert len(best_first(targets, scores, 0)) == 0
