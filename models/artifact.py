@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ class Artifact:
     catalogue: Catalogue
     manifest: dict
 
-    @property
+    @cached_property
     def version(self) -> str:
         """Short, stable model version: 12 hex digits of a sha256 over both weight files."""
         checksums = self.manifest["checksums"]

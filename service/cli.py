@@ -35,11 +35,15 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - avoids importing sett
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import torch
     import uvicorn
 
     from service.app import create_app
 
-    app = create_app(_settings(args))
+    settings = _settings(args)
+    # Process-wide, so set by the process that serves rather than by the app factory.
+    torch.set_num_threads(settings.scoring_threads)
+    app = create_app(settings)
     uvicorn.run(
         app,
         host=args.host,

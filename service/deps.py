@@ -1,5 +1,8 @@
 """Typed access to the lifespan's resources, validated path parameters, and the access
-checks every /v1 route declares (`ReadAccess` or `WriteAccess`)."""
+checks every /v1 route declares (`ReadAccess` or `WriteAccess`).
+
+Every dependency is a coroutine, even those that never await: FastAPI runs a plain
+function in a worker thread, a thread hop per dependency on every request."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: B
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
-def _recommender(request: Request) -> Recommender:
+async def _recommender(request: Request) -> Recommender:
     return request.app.state.services.recommender
 
 
@@ -59,7 +62,7 @@ ReadAccess = Depends(_reader)
 WriteAccess = Depends(_writer)
 
 
-def _known_query(request: Request) -> None:
+async def _known_query(request: Request) -> None:
     """A query parameter the route does not take is refused, not ignored: `?K=5` for
     `?k=5` would otherwise silently give the default."""
     route = request.scope.get("route")
@@ -83,19 +86,19 @@ def _query_names(dependant: Dependant) -> set[str]:
 KnownQuery = Depends(_known_query)
 
 
-def _user_id(
+async def _user_id(
     user_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
 ) -> str:
     return rec.check_id(user_id, "user_id")
 
 
-def _item_id_path(
+async def _item_id_path(
     item_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
 ) -> str:
     return rec.check_id(item_id, "item_id")
 
 
-def _item_id_query(
+async def _item_id_query(
     item_id: Annotated[str, Query(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
 ) -> str:
     return rec.check_id(item_id, "item_id")

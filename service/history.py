@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -53,8 +53,9 @@ return #entries
 """
 
 
-@dataclass(frozen=True)
-class Rating:
+class Rating(NamedTuple):
+    """One stored rating. A tuple: a 1000-entry history is decoded on every scoring call."""
+
     item_id: str
     rating: float
     timestamp: int

@@ -112,13 +112,13 @@ class Recommender:
     def indices(self, item_ids: list[str], limit: int | None = None) -> np.ndarray:
         if limit is not None and len(item_ids) > limit:
             raise LimitExceeded(f"{len(item_ids)} item ids in one request; at most {limit}")
-        for item_id in item_ids:
-            self.check_id(item_id, "item_id")
-        ids = self.artifact.item_ids
-        unknown = [i for i in item_ids if i not in ids]
-        if unknown:
-            raise UnknownItems(unknown)
-        return np.fromiter((ids.index(i) for i in item_ids), np.int64, len(item_ids))
+        if max(map(len, item_ids), default=0) > self.settings.max_id_length:
+            for item_id in item_ids:
+                self.check_id(item_id, "item_id")
+        found = self.artifact.item_ids.lookup(item_ids)
+        if None in found:
+            raise UnknownItems([i for i, f in zip(item_ids, found, strict=True) if f is None])
+        return np.array(found, np.int64)
 
     def item_index(self, item_id: str) -> int:
         index = self.artifact.item_ids.get(item_id)
@@ -128,12 +128,12 @@ class Recommender:
 
     def history(self, ratings: list[Rating]) -> History:
         """Dense history of the items the model knows, oldest first."""
-        ids = self.artifact.item_ids
-        known = [r for r in ratings if r.item_id in ids]
-        return History(
-            np.fromiter((ids.index(r.item_id) for r in known), np.int64, len(known)),
-            np.fromiter((r.rating for r in known), np.float32, len(known)),
-        )
+        found = self.artifact.item_ids.lookup([r.item_id for r in ratings])
+        values = [r.rating for r in ratings]
+        if None in found:  # items the model was not trained on carry no signal
+            values = [v for v, f in zip(values, found, strict=True) if f is not None]
+            found = [f for f in found if f is not None]
+        return History(np.array(found, np.int64), np.array(values, np.float32))
 
     def is_cold_start(self, ratings: list[Rating]) -> bool:
         """No rated item the model knows: stops at the first known one, unlike `history`."""
@@ -177,7 +177,7 @@ class Recommender:
         job = ScoreJob(history, pool, ranking=by_ranking, rate_top=k)
         result = await self.batcher.submit(job)
         score = result.ranking if by_ranking else result.ratings
-        top = best_first(pool, score)[:k]
+        top = result.best[:k] if by_ranking else best_first(pool, score, k)
         ranked = []
         for i in top:
             because = None
@@ -236,7 +236,7 @@ class Recommender:
         shown = max(k * rows * 4, 50)
         job = ScoreJob(history, pool, ranking=True, rate_top=shown)
         result = await self.batcher.submit(job)
-        top = best_first(pool, result.ranking)[:shown]
+        top = result.best
         contribution = await self.batcher.call(
             self.scorer.anchor_contributions, history, positions, pool[top]
         )  # (top, anchors)

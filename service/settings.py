@@ -19,12 +19,14 @@ BECAUSE_HISTORY_CAP=1000                 newest ratings kept per user
 BECAUSE_REDIS_TIMEOUT_S=0.5              per Redis call; past it the request answers 503
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
 BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
+BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores - 1
 
 Ratings outside the model's scale, NaN and infinities are always refused (422).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -70,6 +72,14 @@ class Settings(BaseSettings):
     # 0: never wait for company. Requests that arrive while a batch runs still form the
     # next batch, so batching grows with load and a lone request pays nothing for it.
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
+    # Threads torch may use for one scoring call on the CPU. 0: all cores but one, which the
+    # event loop keeps: on 2 cores a one-thread scorer answered /v1/rank faster than a
+    # two-thread one that contended with the loop (README, Measured).
+    torch_threads: int = Field(default=0, ge=0)
+
+    @property
+    def scoring_threads(self) -> int:
+        return self.torch_threads or max(1, (os.cpu_count() or 1) - 1)
 
     # Whole-catalogue ranks score every item up to this catalogue size (exact), FAISS beyond.
     exhaustive_max_items: int = Field(default=20_000, ge=0)

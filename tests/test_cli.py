@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import uvicorn
 
 from because.cli import main
@@ -16,10 +17,26 @@ def test_serve_passes_host_port_and_artifact_to_uvicorn(
 ) -> None:
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    assert main(["serve", "--artifact", str(artifact_dir), "--port", "8123"]) == 0
+    monkeypatch.setenv("BECAUSE_TORCH_THREADS", "3")
+    threads = torch.get_num_threads()
+    try:
+        assert main(["serve", "--artifact", str(artifact_dir), "--port", "8123"]) == 0
+        assert torch.get_num_threads() == 3  # the serving process's scoring threads
+    finally:
+        torch.set_num_threads(threads)
     [(app, options)] = calls
     assert options["host"] == "127.0.0.1" and options["port"] == 8123
     assert app.title and app.state is not None
+
+
+def test_scoring_threads_leave_the_event_loop_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.settings import Settings
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert Settings().scoring_threads == 7
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert Settings().scoring_threads == 1
+    assert Settings(torch_threads=2).scoring_threads == 2
 
 
 def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

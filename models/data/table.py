@@ -7,6 +7,7 @@ sees dense integer indices. `IdMap` is that mapping, and it is saved with the ar
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +125,11 @@ class IdMap:
 
     def get(self, external: str) -> int | None:
         return self._index.get(external)
+
+    def lookup(self, external: Iterable[str]) -> list[int | None]:
+        """The index of each id, None where the map has none: one dict lookup per id at C
+        speed (the request path maps up to thousands of candidate ids per call)."""
+        return list(map(self._index.get, external))
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         """(n,) str -> (n,) int64; raises KeyError on an unknown id."""
