@@ -42,6 +42,11 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 3
     train_context: int = 64  # sampled context items per example, as in the seed
+    # Each example keeps a uniform number of its sampled items between this and
+    # train_context, so training also sees the short histories of new users (the seed keeps
+    # train_context). None: 1 for the inner-product head, train_context for the MLP heads,
+    # each chosen on validation (README, How it works).
+    train_context_min: int | None = None
     max_context: int = 512  # newest history items used at inference (deterministic)
     val_fraction: float = 0.1
     refit: bool = True  # retrain on all data for the best epoch count after early stopping
@@ -50,6 +55,12 @@ class TrainConfig:
     rating_low: float = 1.0
     rating_high: float = 5.0
     rating_step: float = 1.0
+
+    @property
+    def shortest_context(self) -> int:
+        if self.train_context_min is not None:
+            return self.train_context_min
+        return 1 if self.head == "dot" else self.train_context
 
     @property
     def scale(self) -> RatingScale:
@@ -170,6 +181,7 @@ def _fit(
                 t_lengths,
                 config.train_context,
                 rng,
+                config.shortest_context,
             )
             hist_items, hist_ratings, hist_mask, targets = (x.to(device) for x in batch)
             truth = t_ratings[rows].to(device)
@@ -225,11 +237,15 @@ def _sample_context(
     lengths: torch.Tensor,
     n_context: int,
     rng: torch.Generator,
+    min_context: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Up to n_context of each user's items, uniformly without replacement, target excluded.
+    """Up to n_context of each user's items, uniformly without replacement, target excluded;
+    with min_context < n_context, each row keeps only a uniform draw of min_context..n_context
+    of them.
 
     Random keys over the padded timeline; invalid slots (padding, the target) get key 2 and
-    sort last, so the n smallest keys are a uniform sample of the valid items.
+    sort last, so the n smallest keys are a uniform sample of the valid items, and so is
+    any prefix of them.
     """
     rows_items = hist_items[users]  # (B, Lmax)
     width = rows_items.shape[1]
@@ -242,6 +258,9 @@ def _sample_context(
     items = rows_items.gather(1, chosen)
     ratings = hist_ratings[users].gather(1, chosen)
     mask = chosen_keys < 1.5
+    if min_context is not None and min_context < n_context:
+        keep = torch.randint(min_context, n_context + 1, (len(users), 1), generator=rng)
+        mask = mask & (torch.arange(k)[None, :] < keep)
     return items, ratings, mask, targets
 
 

@@ -14,7 +14,7 @@ from models.data.table import IdMap, RatingTable
 from models.evaluate import histories_by_user
 from models.inference import History, pad_batch, predict, predict_ratings
 from models.metrics import rmse
-from models.train import TrainResult, _sample_context, train
+from models.train import TrainConfig, TrainResult, _sample_context, train
 from tests.conftest import SMALL_TRAIN
 
 EMPTY = History(np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -127,3 +127,26 @@ def test_context_sampling_excludes_the_target_and_never_repeats() -> None:
         assert len(first) == 3 and len(set(first)) == 3 and 7 not in first
         assert set(first) <= {5, 6, 8, 9}
         assert got[1][mask[1]].tolist() == [1]
+
+
+def test_context_sampling_with_a_minimum_keeps_every_size_in_its_range() -> None:
+    items = torch.arange(1, 41)[None, :].repeat(2, 1)
+    ratings = torch.ones_like(items, dtype=torch.float32)
+    lengths = torch.tensor([40, 40])
+    rng = torch.Generator().manual_seed(0)
+    sizes = set()
+    for _ in range(200):
+        got, _, mask, _ = _sample_context(
+            torch.tensor([0, 1]), torch.tensor([3, 4]), items, ratings, lengths, 8, rng, 2
+        )
+        for row, target in enumerate((3, 4)):
+            kept = got[row][mask[row]].tolist()
+            assert len(set(kept)) == len(kept) and target not in kept
+            sizes.add(len(kept))
+    assert sizes == set(range(2, 9))
+
+
+def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> None:
+    assert TrainConfig(head="dot").shortest_context == 1
+    assert TrainConfig(head="mlp2").shortest_context == TrainConfig().train_context
+    assert TrainConfig(head="mlp1", train_context_min=8).shortest_context == 8
