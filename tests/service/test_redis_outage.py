@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from service.app import create_app
+from service.redis_client import redis_connection
 from service.settings import Settings
 
 
@@ -128,6 +129,38 @@ async def test_outage_gives_503_and_recovery(
                 await asyncio.sleep(0.05)
             r = await c.post("/v1/users/u/ratings", json=post)
             assert r.status_code == 200 and r.json()["history_size"] == 1
+
+
+async def test_a_redis_restart_costs_no_request(own_redis: RedisProcess, tmp_path: Path) -> None:
+    """Every pooled connection dies with the server; once it is back, each of them still
+    answers its next command (a stale socket is retried on a new connection, not a 503)."""
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    async with redis_connection(url, tmp_path, timeout_s=5.0) as client:
+        # Eight concurrent commands leave eight connections in the pool.
+        await asyncio.gather(*(client.set(f"k{n}", n) for n in range(8)))
+        assert len(client.connection_pool._available_connections) == 8
+        own_redis.stop()
+        own_redis.start()
+        assert await asyncio.gather(*(client.set(f"k{n}", n) for n in range(8))) == [True] * 8
+
+
+async def test_a_connection_error_is_retried_once_at_once(tmp_path: Path) -> None:
+    """A server that hangs up on every connection: the command fails with a connection
+    error after one retry of the command (each connecting with one retry), not after
+    redis-py's default of ten retries with backoff."""
+    accepted = 0
+
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, redis_connection(f"redis://127.0.0.1:{port}/0", tmp_path, 5.0) as client:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await client.get("k")
+    assert 2 <= accepted <= 4
 
 
 async def test_acknowledged_ratings_survive_kill_9_with_appendfsync_always(
@@ -245,6 +278,8 @@ async def test_a_run_of_requests_through_an_outage_sees_only_200_and_503(
     # Sent and answered while Redis was up (before the stop, or after readiness): 200.
     healthy = [r for sent, answered, r in stored if sent == answered == "before" or sent == "after"]
     assert healthy
-    failed = [r.text for r in healthy if r.status_code != 200]
+    failed = [
+        (r.request.method, r.request.url.path, r.text) for r in healthy if r.status_code != 200
+    ]
     assert not failed, failed[:3]
     assert any(r.status_code == 503 for sent, _, r in stored if sent == "outage")
