@@ -29,7 +29,7 @@ from models.data.table import IdMap
 from models.evaluate import histories_by_user
 from models.inference import pad_batch, predict
 from models.ranking_baselines import interaction_matrix
-from models.ranking_inference import predict_ranking
+from models.ranking_inference import ranking_scores
 from service.scorer import ScoreJob
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         ]),
         "ours_scorer_run_ms": median_ms([lambda j=j: scorer.run([j]) for j in jobs]),
         "ours_ranker_forward_ms": median_ms(
-            [lambda b=b: predict_ranking(scorer.ranker, b) for b in batches]),
+            [lambda b=b: ranking_scores(scorer.ranker, b, scorer.item_side) for b in batches]),
         "ours_rate_top10_ms": median_ms([lambda b=b: predict(scorer.model, b) for b in top10]),
         "users": len(users),
         "mean_history": float(np.mean([len(j.history.items) for j in jobs])),

@@ -167,12 +167,18 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
             for c, f in by_c.items():
                 lines.append(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} "
                              f"| {f['per_second']:.0f} |")
-        compute = serve["compute_floor"]
-        lines += ["", f"Compute floor in process (1000 candidates): `Scorer.run` "
-                  f"{compute['scorer_run_p50_ms']:.2f} ms. Micro-batching off, rank with 1000 "
-                  "candidates: " + ", ".join(
-                      f"c = {c}: {f['per_second']:.0f} req/s" for c, f in
-                      serve["batching_off"].items()) + ".", ""]
+        floor = serve["load"]["floor: HTTP + Redis GET"]["1"]["p50_ms"]
+        lines.append("")
+        for job, compute in serve["compute_floor"].items():
+            rank = serve["load"][f"POST /v1/rank ({job})"]["1"]["p50_ms"]
+            total = floor + compute["scorer_run_p50_ms"]
+            lines.append(f"- Rank, {job}, c = 1: p50 {rank:.2f} ms = x{rank / total:.2f} the "
+                         f"sum of the floors: HTTP + Redis {floor:.2f} ms, `Scorer.run` in "
+                         f"process {compute['scorer_run_p50_ms']:.2f} ms (the ranker's forward "
+                         f"alone {compute['ranker_forward_p50_ms']:.2f} ms).")
+        lines += ["", "Micro-batching off, rank with 1000 candidates: " + ", ".join(
+            f"c = {c}: {f['per_second']:.0f} req/s" for c, f in
+            serve["batching_off"].items()) + ".", ""]
     if new_user is not None:
         lines += [_provenance(new_user), "",
                   f"New user, whole catalogue, in process (`bench/new_user_speed.py`): implicit "
