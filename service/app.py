@@ -72,9 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.batch_max_wait_ms / 1000,
             metrics.batch_size.observe,
         )
-        async with redis_connection(
-            settings.redis_url, settings.data_dir, settings.redis_timeout_s
-        ) as client:
+        async with redis_connection(settings) as client:
             store = HistoryStore(client, settings.key_prefix, settings.history_cap)
             if settings.import_ratings is not None:
                 written = await import_ratings(

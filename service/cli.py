@@ -62,9 +62,7 @@ def _import(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        async with redis_connection(
-            settings.redis_url, settings.data_dir, settings.redis_timeout_s
-        ) as client:
+        async with redis_connection(settings) as client:
             store = HistoryStore(client, settings.key_prefix, settings.history_cap)
             return await import_ratings(
                 client, store, args.path, settings.key_prefix, force=args.force

@@ -3,6 +3,8 @@ documents those answers in the OpenAPI schema (`ERROR_RESPONSES`)."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -10,6 +12,8 @@ from fastapi.responses import JSONResponse
 from service.errors import ServiceError, StoreUnavailable
 from service.metrics import Metrics
 from service.schemas import ErrorResponse
+
+log = logging.getLogger(__name__)
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
@@ -36,6 +40,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         if isinstance(exc, StoreUnavailable):
             metrics.redis_errors.inc()
+            log.warning("%s %s answered 503: %s", request.method, request.url.path, exc.message)
         return JSONResponse({"detail": exc.message}, exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)

@@ -3,12 +3,16 @@
 The embedded server keeps its data file under DATA_DIR/redis/, so `because serve` works on
 a fresh machine with nothing else running, and histories survive a restart.
 
-Both kinds of client share one retry policy: a command that fails on a connection error is
-sent once more, at once, on a new connection. After Redis restarts, every pooled socket is
-dead and would otherwise fail one request each; a Redis that is really down refuses the
-second try as fast as the first, so an outage still answers 503 at once. Timeouts are not
-retried (the request's budget is spent). Every script we send may run twice safely: the
-history merge replaces by item, and a rate-limit token spent twice errs towards refusal.
+Both kinds of client share one pool policy. At most BECAUSE_REDIS_MAX_CONNECTIONS
+connections; a command that finds them all busy waits for one (up to the Redis timeout)
+instead of failing: redis-py's default pool refuses the 101st concurrent command with
+"Too many connections", which under a burst of requests answered 503 with Redis idle.
+A command that fails on a connection error is sent once more, at once, on a new
+connection. After Redis restarts, every pooled socket is dead and would otherwise fail one
+request each; a Redis that is really down refuses the second try as fast as the first, so
+an outage still answers 503 at once. Timeouts are not retried (the request's budget is
+spent). Every script we send may run twice safely: the history merge replaces by item, and
+a rate-limit token spent twice errs towards refusal.
 """
 
 from __future__ import annotations
@@ -23,29 +27,32 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from service.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def redis_connection(
-    url: str | None, data_dir: Path, timeout_s: float
-) -> AsyncIterator[aioredis.Redis]:
+async def redis_connection(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """An asyncio client with timeouts; shuts the embedded server down on exit."""
     embedded = None
-    options = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "health_check_interval": 30,
+    url = settings.redis_url
+    if not url:
+        embedded = start_embedded(settings.data_dir)
+        url = f"unix://{embedded.socket_file}"
+        log.info("embedded Redis at %s (data in %s)", embedded.socket_file, embedded.db)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,  # the longest wait for a free connection
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
         # Stated, not left to redis-py: from_url gives no retries, the keyword form gives
         # ten with backoff (about 5 s of a stopped Redis per request).
-        "retry": Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
-    }
-    if url:
-        client = aioredis.Redis.from_url(url, **options)
-    else:
-        embedded = start_embedded(data_dir)
-        client = aioredis.Redis(unix_socket_path=embedded.socket_file, **options)
-        log.info("embedded Redis at %s (data in %s)", embedded.socket_file, embedded.db)
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+    )
+    client = aioredis.Redis.from_pool(pool)
     try:
         yield client
     finally:

@@ -17,6 +17,7 @@ BECAUSE_MAX_ID_LENGTH=128                user and item ids; characters A-Z a-z 0
 BECAUSE_MAX_FUTURE_SKEW_S=86400          rating timestamps later than now + this: 422
 BECAUSE_HISTORY_CAP=1000                 newest ratings kept per user
 BECAUSE_REDIS_TIMEOUT_S=0.5              per Redis call; past it the request answers 503
+BECAUSE_REDIS_MAX_CONNECTIONS=64         per process; more concurrent commands wait for one
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
 BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
 BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores - 1
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")  # embedded Redis data file lives here
     key_prefix: str = "because"
     redis_timeout_s: float = Field(default=0.5, gt=0)
+    # A Redis round trip holds a connection for about a millisecond, so a few dozen serve
+    # hundreds of concurrent requests; Redis's own limit (maxclients) is shared by replicas.
+    redis_max_connections: int = Field(default=64, ge=1)
     device: str = "auto"
     import_ratings: Path | None = None  # ratings file loaded into Redis once at start-up
 

@@ -87,7 +87,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 async def test_outage_gives_503_and_recovery(
-    own_redis: RedisProcess, artifact_dir: Path, tmp_path: Path
+    own_redis: RedisProcess, artifact_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(
         artifact=artifact_dir,
@@ -114,6 +114,8 @@ async def test_outage_gives_503_and_recovery(
                 assert r.status_code == 503, r.text
                 assert r.headers["Retry-After"] == "1"
                 assert "rating store unavailable" in r.json()["detail"]
+                # The log names the request and the cause, for whoever runs the service.
+                assert f"{r.request.method} {r.request.url.path} answered 503: " in caplog.text
             ready = await c.get("/readyz")
             assert ready.status_code == 503 and "unavailable" in ready.json()["cause"]
             # What needs no Redis keeps working.
@@ -135,13 +137,28 @@ async def test_a_redis_restart_costs_no_request(own_redis: RedisProcess, tmp_pat
     """Every pooled connection dies with the server; once it is back, each of them still
     answers its next command (a stale socket is retried on a new connection, not a 503)."""
     url = f"redis://127.0.0.1:{own_redis.port}/0"
-    async with redis_connection(url, tmp_path, timeout_s=5.0) as client:
+    settings = Settings(redis_url=url, data_dir=tmp_path, redis_timeout_s=5.0)
+    async with redis_connection(settings) as client:
         # Eight concurrent commands leave eight connections in the pool.
         await asyncio.gather(*(client.set(f"k{n}", n) for n in range(8)))
         assert len(client.connection_pool._available_connections) == 8
         own_redis.stop()
         own_redis.start()
         assert await asyncio.gather(*(client.set(f"k{n}", n) for n in range(8))) == [True] * 8
+
+
+async def test_more_concurrent_commands_than_connections_wait_for_one(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """A burst of 500 concurrent commands over a pool of 8: every one is answered, none
+    fails for want of a connection (redis-py's default pool refuses past 100)."""
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    settings = Settings(redis_url=url, data_dir=tmp_path, redis_max_connections=8)
+    async with redis_connection(settings) as client:
+        await client.set("k", "v")
+        answers = await asyncio.gather(*(client.get("k") for _ in range(500)))
+        assert answers == [b"v"] * 500
+        assert len(client.connection_pool._available_connections) <= 8
 
 
 async def test_a_connection_error_is_retried_once_at_once(tmp_path: Path) -> None:
@@ -157,7 +174,8 @@ async def test_a_connection_error_is_retried_once_at_once(tmp_path: Path) -> Non
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with server, redis_connection(f"redis://127.0.0.1:{port}/0", tmp_path, 5.0) as client:
+    settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", data_dir=tmp_path)
+    async with server, redis_connection(settings) as client:
         with pytest.raises(redis.exceptions.ConnectionError):
             await client.get("k")
     assert 2 <= accepted <= 4
