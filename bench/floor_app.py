@@ -12,10 +12,19 @@ import os
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Response
 
+from service.settings import Settings
+
 PREFIX = os.environ.get("BECAUSE_KEY_PREFIX", "because")
 
 app = FastAPI(title="HTTP + Redis floor")
-client = aioredis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+# The service's pool policy, so that neither pays for connections the other does not: a
+# bounded pool where a command waits for a free connection.
+client = aioredis.Redis.from_pool(
+    aioredis.BlockingConnectionPool.from_url(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        max_connections=Settings.model_fields["redis_max_connections"].default,
+    )
+)
 
 
 @app.get("/floor/{user_id}")

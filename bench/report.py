@@ -160,13 +160,17 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
     else:
         lines += [_provenance(serve), "",
                   f"wrk against the service, {serve['seconds_per_run']} s per run "
-                  "(`bench/serve_load.py`); p50 ms / p99 ms / requests per second:", "",
-                  "| endpoint | concurrency | p50 | p99 | req/s |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "(`bench/serve_load.py`); p50 ms / p99 ms / requests per second / answers "
+                  "other than 2xx (by status, where the service's metrics tell):", "",
+                  "| endpoint | concurrency | p50 | p99 | req/s | non-2xx |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for name, by_c in serve["load"].items():
             for c, f in by_c.items():
+                statuses = ", ".join(f"{n} x {status}" for status, n in
+                                     f.get("non_2xx_by_status", {}).items())
                 lines.append(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} "
-                             f"| {f['per_second']:.0f} |")
+                             f"| {f['per_second']:.0f} | {f['non_2xx']}"
+                             f"{f' ({statuses})' if statuses else ''} |")
         floor = serve["load"]["floor: HTTP + Redis GET"]["1"]["p50_ms"]
         lines.append("")
         for job, compute in serve["compute_floor"].items():

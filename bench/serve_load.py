@@ -127,6 +127,32 @@ def wrk(url: str, specs: list[Spec], connections: int, seconds: int, folder: Pat
     return figures
 
 
+def answered_statuses(url: str) -> dict[str, int]:
+    """Requests the service has answered so far, by HTTP status (its Prometheus counter):
+    wrk counts non-2xx answers but not which they were."""
+    counts: dict[str, int] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("because_requests_total{"):
+            labels, value = line[len("because_requests_total{") :].split("} ")
+            status = labels.split('status="')[1].split('"')[0]
+            counts[status] = counts.get(status, 0) + int(float(value))
+    return counts
+
+
+def service_wrk(url: str, specs: list[Spec], connections: int, seconds: int,
+                folder: Path) -> dict:
+    """`wrk` against the service, with the non-2xx answers of the run by status."""
+    before = answered_statuses(url)
+    figures = wrk(url, specs, connections, seconds, folder)
+    after = answered_statuses(url)
+    figures["non_2xx_by_status"] = {
+        status: after[status] - before.get(status, 0)
+        for status in sorted(after)
+        if not status.startswith("2") and after[status] > before.get(status, 0)
+    }
+    return figures
+
+
 def bench_users(ratings: Path, rng: random.Random) -> dict[str, list[dict]]:
     """Bench user id -> the oldest HISTORY ratings of a real user with at least that many."""
     table, _ = read_ratings(ratings)
@@ -267,7 +293,7 @@ def main() -> None:
                         floor_url, floor_specs, c, args.seconds, folder)
                     for name, specs in cases.items():
                         wrk(service_url, specs, c, 2, folder)
-                        results.setdefault(name, {})[c] = wrk(
+                        results.setdefault(name, {})[c] = service_wrk(
                             service_url, specs, c, args.seconds, folder)
                         print(name, c, results[name][c], flush=True)
                 growth_figures = growth(service_url, items, rng)
@@ -277,7 +303,7 @@ def main() -> None:
                 for c in (32, 128):
                     specs = cases["POST /v1/rank (1000 candidates)"]
                     wrk(service_url, specs, c, 2, folder)
-                    batching_off[c] = wrk(service_url, specs, c, args.seconds, folder)
+                    batching_off[c] = service_wrk(service_url, specs, c, args.seconds, folder)
         finally:
             redis.terminate()
             redis.wait(10)
@@ -305,8 +331,10 @@ def report(results: dict, batching_off: dict, compute: dict, growth_figures: dic
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, by_c in results.items():
         for c, f in by_c.items():
+            statuses = ", ".join(f"{n} x {s}" for s, n in f.get("non_2xx_by_status", {}).items())
+            detail = f" ({statuses})" if statuses else ""
             print(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p95_ms']:.2f} | "
-                  f"{f['p99_ms']:.2f} | {f['per_second']:.0f} | {f['non_2xx']} |")
+                  f"{f['p99_ms']:.2f} | {f['per_second']:.0f} | {f['non_2xx']}{detail} |")
     for job, figures in compute.items():
         rank = results[f"POST /v1/rank ({job})"][1]["p50_ms"]
         floors = floor[1]["p50_ms"] + figures["scorer_run_p50_ms"]
