@@ -153,6 +153,16 @@ def service_wrk(url: str, specs: list[Spec], connections: int, seconds: int,
     return figures
 
 
+def store_unavailable_causes(log: Path) -> dict[str, int]:
+    """Why the services answered 503, from their logs: the cause each 503 was logged with."""
+    causes: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if "answered 503: " in line:
+            cause = line.split("answered 503: ", 1)[1]
+            causes[cause] = causes.get(cause, 0) + 1
+    return causes
+
+
 def bench_users(ratings: Path, rng: random.Random) -> dict[str, list[dict]]:
     """Bench user id -> the oldest HISTORY ratings of a real user with at least that many."""
     table, _ = read_ratings(ratings)
@@ -307,6 +317,7 @@ def main() -> None:
         finally:
             redis.terminate()
             redis.wait(10)
+        unavailable = store_unavailable_causes(log)
 
     histories = [
         History(np.array([items.index(r["item_id"]) for r in rs], np.int64),
@@ -317,9 +328,12 @@ def main() -> None:
     compute = {"1000 candidates": compute_floor(args.artifact, histories, candidates),
                "whole catalogue": compute_floor(args.artifact, histories, None)}
     report(results, batching_off, compute, growth_figures)
+    for cause, count in unavailable.items():
+        print(f"503 x {count}: {cause}")
     path = append_result("serve", {
         "seconds_per_run": args.seconds, "history_length": HISTORY, "load": results,
         "batching_off": batching_off, "compute_floor": compute, "growth": growth_figures,
+        "store_unavailable_causes": unavailable,
     })
     print(f"appended to {path}")
 
