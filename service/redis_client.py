@@ -4,9 +4,12 @@ The embedded server keeps its data file under DATA_DIR/redis/, so `because serve
 a fresh machine with nothing else running, and histories survive a restart.
 
 Both kinds of client share one pool policy. At most BECAUSE_REDIS_MAX_CONNECTIONS
-connections; a command that finds them all busy waits for one (up to the Redis timeout)
-instead of failing: redis-py's default pool refuses the 101st concurrent command with
-"Too many connections", which under a burst of requests answered 503 with Redis idle.
+connections; a command that finds them all busy waits for one instead of failing:
+redis-py's default pool refuses the 101st concurrent command with "Too many connections",
+which under a burst of requests answered 503 with Redis idle. The wait needs no limit of
+its own, as every busy connection is freed within the Redis timeout of its command; a
+limit equal to that timeout answered 503 "No connection available" under load on 2 cores,
+where the event loop itself was the queue.
 A command that fails on a connection error is sent once more, at once, on a new
 connection. After Redis restarts, every pooled socket is dead and would otherwise fail one
 request each; a Redis that is really down refuses the second try as fast as the first, so
@@ -44,7 +47,7 @@ async def redis_connection(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_s,  # the longest wait for a free connection
+        timeout=None,  # wait for a free connection (see above)
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
