@@ -153,6 +153,13 @@ def ablation_section(row: dict | None) -> list[str]:
     return lines
 
 
+def non_2xx_cell(figures: dict) -> str:
+    """wrk's count of non-2xx answers, with their statuses where the run recorded them."""
+    statuses = ", ".join(f"{n} x {status}" for status, n in
+                         figures.get("non_2xx_by_status", {}).items())
+    return f"{figures['non_2xx']} ({statuses})" if statuses else str(figures["non_2xx"])
+
+
 def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | None) -> list[str]:
     lines = ["## Speed", ""]
     if serve is None:
@@ -166,11 +173,8 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                   "| --- | --- | --- | --- | --- | --- |"]
         for name, by_c in serve["load"].items():
             for c, f in by_c.items():
-                statuses = ", ".join(f"{n} x {status}" for status, n in
-                                     f.get("non_2xx_by_status", {}).items())
                 lines.append(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} "
-                             f"| {f['per_second']:.0f} | {f['non_2xx']}"
-                             f"{f' ({statuses})' if statuses else ''} |")
+                             f"| {f['per_second']:.0f} | {non_2xx_cell(f)} |")
         floor = serve["load"]["floor: HTTP + Redis GET"]["1"]["p50_ms"]
         lines.append("")
         for job, compute in serve["compute_floor"].items():

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,7 @@ import torch
 
 from bench.latency import timed
 from bench.record import append_result
+from bench.report import non_2xx_cell
 from models.artifact import load_artifact
 from models.data.readers import read_ratings
 from models.inference import History, pad_batch
@@ -127,15 +129,14 @@ def wrk(url: str, specs: list[Spec], connections: int, seconds: int, folder: Pat
     return figures
 
 
-def answered_statuses(url: str) -> dict[str, int]:
+def answered_statuses(url: str) -> Counter[str]:
     """Requests the service has answered so far, by HTTP status (its Prometheus counter):
     wrk counts non-2xx answers but not which they were."""
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
         if line.startswith("because_requests_total{"):
             labels, value = line[len("because_requests_total{") :].split("} ")
-            status = labels.split('status="')[1].split('"')[0]
-            counts[status] = counts.get(status, 0) + int(float(value))
+            counts[labels.split('status="')[1].split('"')[0]] += int(float(value))
     return counts
 
 
@@ -144,23 +145,18 @@ def service_wrk(url: str, specs: list[Spec], connections: int, seconds: int,
     """`wrk` against the service, with the non-2xx answers of the run by status."""
     before = answered_statuses(url)
     figures = wrk(url, specs, connections, seconds, folder)
-    after = answered_statuses(url)
+    during = answered_statuses(url) - before  # keeps the statuses that grew
     figures["non_2xx_by_status"] = {
-        status: after[status] - before.get(status, 0)
-        for status in sorted(after)
-        if not status.startswith("2") and after[status] > before.get(status, 0)
+        status: during[status] for status in sorted(during) if not status.startswith("2")
     }
     return figures
 
 
 def store_unavailable_causes(log: Path) -> dict[str, int]:
     """Why the services answered 503, from their logs: the cause each 503 was logged with."""
-    causes: dict[str, int] = {}
-    for line in log.read_text(errors="replace").splitlines():
-        if "answered 503: " in line:
-            cause = line.split("answered 503: ", 1)[1]
-            causes[cause] = causes.get(cause, 0) + 1
-    return causes
+    lines = log.read_text(errors="replace").splitlines()
+    return dict(Counter(line.split("answered 503: ", 1)[1] for line in lines
+                        if "answered 503: " in line))
 
 
 def bench_users(ratings: Path, rng: random.Random) -> dict[str, list[dict]]:
@@ -345,10 +341,8 @@ def report(results: dict, batching_off: dict, compute: dict, growth_figures: dic
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, by_c in results.items():
         for c, f in by_c.items():
-            statuses = ", ".join(f"{n} x {s}" for s, n in f.get("non_2xx_by_status", {}).items())
-            detail = f" ({statuses})" if statuses else ""
             print(f"| {name} | {c} | {f['p50_ms']:.2f} | {f['p95_ms']:.2f} | "
-                  f"{f['p99_ms']:.2f} | {f['per_second']:.0f} | {f['non_2xx']}{detail} |")
+                  f"{f['p99_ms']:.2f} | {f['per_second']:.0f} | {non_2xx_cell(f)} |")
     for job, figures in compute.items():
         rank = results[f"POST /v1/rank ({job})"][1]["p50_ms"]
         floors = floor[1]["p50_ms"] + figures["scorer_run_p50_ms"]
