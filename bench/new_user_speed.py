@@ -1,9 +1,9 @@
-"""Serving a user the model has never seen, in process: our scorer against implicit ALS's
+"""Serving a user the model has never seen, in process: our models against implicit ALS's
 recalculate-user path, on the same MovieLens-100K histories, one user per call.
 
 ALS (fitted on all of ML-100K) recomputes the user's factors from their items by one
 least-squares solve, then scores every item: `recommend(..., recalculate_user=True)`. Ours
-ranks every unrated item with the ranker and rates the top 10 (`Scorer.run`, what
+ranks every unrated item with the ranker and rates the top 10 (`Predictor.run`, what
 `/v1/rank` runs), on the production architecture with random weights (cost does not depend
 on weight values). The profile splits our time into the ranker's forward, the rating of the
 top 10 and the rest (padding, copies).
@@ -23,14 +23,14 @@ import torch
 from scipy.sparse import csr_matrix
 
 from bench.record import append_result
-from bench.scaling import synthetic_scorer
+from bench.scaling import synthetic_predictor
 from models.data.readers import read_ratings
 from models.data.table import IdMap
-from models.evaluate import histories_by_user
-from models.inference import pad_batch, predict
-from models.ranking_baselines import interaction_matrix
-from models.ranking_inference import ranking_scores
-from service.scorer import ScoreJob
+from models.evaluation.ranking_baselines import interaction_matrix
+from models.evaluation.rating import histories_by_user
+from models.history import pad_batch
+from models.inference.predictor import ScoreJob
+from models.inference.scoring import ranking_scores, rating_output
 
 
 def median_ms(calls: list[Callable[[], object]], rounds: int = 3) -> float:
@@ -64,14 +64,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     users = rng.choice(len(user_ids), size=min(args.users, len(user_ids)), replace=False)
 
-    scorer, _ = synthetic_scorer(len(item_ids), torch.device("cpu"))
+    predictor, _ = synthetic_predictor(len(item_ids), torch.device("cpu"))
     every = np.arange(len(item_ids), dtype=np.int64)
     jobs, batches, top10 = [], [], []
     for u in users.tolist():
         h = histories[user_ids.ids[u]]
         jobs.append(ScoreJob(h, every[~np.isin(every, h.items)], ranking=True, rate_top=10))
-        batches.append(pad_batch([h.newest(scorer.max_history)], [jobs[-1].targets]))
-        top10.append(pad_batch([h.newest(scorer.max_context)], [jobs[-1].targets[:10]]))
+        batches.append(pad_batch([h.newest(predictor.max_history)], [jobs[-1].targets]))
+        top10.append(pad_batch([h.newest(predictor.max_context)], [jobs[-1].targets[:10]]))
 
     figures = {
         "als_recalculate_user_ms": median_ms([
@@ -79,10 +79,13 @@ def main() -> None:
                                       filter_already_liked_items=True)
             for u in users.tolist()
         ]),
-        "ours_scorer_run_ms": median_ms([lambda j=j: scorer.run([j]) for j in jobs]),
-        "ours_ranker_forward_ms": median_ms(
-            [lambda b=b: ranking_scores(scorer.ranker, b, scorer.item_side) for b in batches]),
-        "ours_rate_top10_ms": median_ms([lambda b=b: predict(scorer.model, b) for b in top10]),
+        "ours_scorer_run_ms": median_ms([lambda j=j: predictor.run([j]) for j in jobs]),
+        "ours_ranker_forward_ms": median_ms([
+            lambda b=b: ranking_scores(predictor.ranking_model, b, predictor.item_side)
+            for b in batches
+        ]),
+        "ours_rate_top10_ms": median_ms(
+            [lambda b=b: rating_output(predictor.rating_model, b) for b in top10]),
         "users": len(users),
         "mean_history": float(np.mean([len(j.history.items) for j in jobs])),
         "catalogue": len(item_ids),
@@ -94,7 +97,7 @@ def main() -> None:
           f"whole catalogue of {figures['catalogue']} items, one user per call, one thread")
     print(f"implicit ALS recalculate_user + recommend: p50 "
           f"{figures['als_recalculate_user_ms']:.3f} ms")
-    print(f"ours (Scorer.run): p50 {figures['ours_scorer_run_ms']:.3f} ms = x{ratio:.1f} ALS; "
+    print(f"ours (Predictor.run): p50 {figures['ours_scorer_run_ms']:.3f} ms = x{ratio:.1f} ALS; "
           f"ranker forward {figures['ours_ranker_forward_ms']:.3f} ms, rating the top 10 "
           f"{figures['ours_rate_top10_ms']:.3f} ms, the rest {rest:.3f} ms")
     print(f"appended to {append_result('new_user_speed', {**figures, 'ratio': ratio})}")

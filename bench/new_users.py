@@ -1,4 +1,4 @@
-"""New users without retraining on MovieLens-100K: our scorer beside fold-in peers.
+"""New users without retraining on MovieLens-100K: our rating model beside fold-in peers.
 
 Protocol (`new_user_split` in models/data/splits.py): 20% of the users with >= 20 ratings
 (`u.data`) are left out of training; the first half of each one's ratings by time is
@@ -33,12 +33,13 @@ from bench.fold_in import (
 )
 from bench.record import append_result, provenance
 from bench.surprise_peers import SEED, predict_rows, to_trainset
-from models.data.readers import read_ratings
+from models.data.encoded import EncodedRatings
+from models.data.readers import MOVIELENS_SCALE, read_ratings
 from models.data.splits import NewUserSplit, new_user_split
 from models.data.table import RatingScale, RatingTable
-from models.evaluate import predict_table
-from models.metrics import mae, rmse
-from models.train import TrainConfig, train, with_overrides
+from models.evaluation.rating import mae, predict_table, rmse
+from models.training.configs import given
+from models.training.rating import RatingTrainConfig, train_rating_model
 
 BASELINE_REG_USERS = 15.0  # Surprise's ALS baseline default, kept for the folded-in b_u
 KNN_NEIGHBOURS = 40  # KNNBaseline's default k
@@ -115,16 +116,17 @@ def main() -> None:
     started = time.perf_counter()
     table, _ = read_ratings(args.data / "u.data", layout="grouplens")
     split = new_user_split(table, fraction=0.2, min_ratings=20, seed=args.seed)
-    config = with_overrides(TrainConfig(), head=args.head, device=args.device)
-    scale = config.scale
+    base = RatingTrainConfig()
+    config = given(base, model=given(base.model, head=args.head), device=args.device)
+    scale = MOVIELENS_SCALE
     truth = split.hidden.ratings
 
     ridge, ridge_grid = choose_ridge(split.train, scale, args.seed)
     predictions = peer_predictions(split, scale, ridge)
-    result = train(split.train, config, progress=False)
+    data = EncodedRatings.encode(split.train)
+    result = train_rating_model(data, scale, config, progress=False)
     ours, unknown = predict_table(
-        result.model, result.item_ids, config.max_context, split.revealed, split.hidden,
-        result.device,
+        result.model, data.item_ids, split.revealed, split.hidden, result.device,
     )
     name = f"attentive_{args.head}"
     predictions = {name: ours, **predictions}

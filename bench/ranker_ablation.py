@@ -1,10 +1,10 @@
 """What the ranker's choices are worth on MovieLens-100K, in one run: the training objective
-(whole-catalogue softmax against the seed's popularity-sampled negatives), whether rating
+(whole-catalogue softmax against Lake et al.'s popularity-sampled negatives), whether rating
 levels enter the values, and the spread over seeds; EASE beside them; and whether the
 ranker's attention is a faithful explanation.
 
 Protocol as bench/ranking_quality.py: each user's last 10 ratings by time held out, every
-unrated item ranked, NDCG@10. One rating scorer (seed 0) supplies the frozen item tables;
+unrated item ranked, NDCG@10. One rating model (seed 0) supplies the frozen item tables;
 each variant trains its ranker with several seeds (a seed also redraws the validation
 users). Faithfulness, on the default variant: for each test user's top 10 items, the score
 drop when the history item with the highest attention (mean over hops, or last hop) is
@@ -17,51 +17,60 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench.ranking_quality import PEER_GRIDS, peer_scores, tuned
 from bench.record import append_result
-from models.data.readers import read_ratings
+from models.data.encoded import EncodedRatings
+from models.data.readers import MOVIELENS_SCALE, read_ratings
 from models.data.splits import temporal_holdout
 from models.data.table import IdMap
-from models.evaluate import histories_by_user
-from models.inference import History, pad_batch
-from models.pipeline import frozen_item_embeddings
-from models.ranker import AttentionRanker
-from models.ranking_baselines import interaction_matrix
-from models.ranking_inference import catalogue_scores, predict_ranking
-from models.ranking_metrics import RankingTask, evaluate_ranking, ranking_task
-from models.train import TrainConfig, train
-from models.train_ranker import RankerTrainConfig, train_ranker
+from models.evaluation.ranking import RankingTask, evaluate_ranking, ranking_task
+from models.evaluation.ranking_baselines import interaction_matrix
+from models.evaluation.rating import histories_by_user
+from models.history import History, PaddedBatch, pad_batch
+from models.inference.scoring import catalogue_scores
+from models.networks.ranking import RankingModel, RankingOutput
+from models.training.item_embeddings import frozen_item_embeddings
+from models.training.ranking import RankingTrainConfig, train_ranking_model
+from models.training.rating import RatingTrainConfig, train_rating_model
 
-VARIANTS: dict[str, dict] = {
-    "softmax (default)": {},
-    "sampled negatives (seed's)": {"objective": "sampled"},
-    "no rating levels": {"ratings": False},
+VARIANTS: dict[str, Callable[[RankingTrainConfig], RankingTrainConfig]] = {
+    "softmax (default)": lambda c: c,
+    "sampled negatives (Lake et al.'s)": lambda c: replace(c, objective="sampled"),
+    "no rating levels": lambda c: replace(c, model=replace(c.model, ratings=False)),
 }
 
 
+@torch.inference_mode()
+def predict_ranking(model: RankingModel, batch: PaddedBatch) -> RankingOutput:
+    """Ranking logits (H, C) with the attention maps (H, C, L) the explanations read."""
+    return model(batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+
+
 def faithfulness(
-    ranker: AttentionRanker,
+    ranker: RankingModel,
     task: RankingTask,
     histories: dict[str, History],
-    max_history: int,
     users: int,
     rng: np.random.Generator,
 ) -> dict[str, float]:
     """Mean score drop, over (user, top-10 item) pairs, when one history item is removed:
     the most attended (mean over hops; last hop), or a random one; and how often each
     attention choice drops the score more than the random removal."""
+    max_history = ranker.config.max_history
     chosen = rng.choice(len(task.users), size=min(users, len(task.users)), replace=False)
     rows: list[tuple[History, np.ndarray]] = []
     for position in chosen:
         history = histories[task.users[position]].newest(max_history)
         if len(history.items) < 2:
             continue
-        scores = catalogue_scores(ranker, [history], max_history)[0]
+        scores = catalogue_scores(ranker, [history])[0]
         scores[task.seen[position]] = -np.inf
         top = np.argsort(-scores)[:10]
         batch = pad_batch([history], [top])
@@ -71,8 +80,8 @@ def faithfulness(
             targets = np.array([item])
             rows.append((history, targets))
             for attention in (out.attention, out.last_hop):
-                rows.append((_without(history, int(attention[0, column, :n].argmax())), targets))
-            rows.append((_without(history, int(rng.integers(n))), targets))
+                rows.append((history.without(int(attention[0, column, :n].argmax())), targets))
+            rows.append((history.without(int(rng.integers(n))), targets))
     scores = []
     for start in range(0, len(rows), 512):
         part = rows[start : start + 512]
@@ -87,11 +96,6 @@ def faithfulness(
     return report
 
 
-def _without(history: History, position: int) -> History:
-    keep = np.arange(len(history.items)) != position
-    return History(history.items[keep], history.ratings[keep])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k"))
@@ -101,22 +105,23 @@ def main() -> None:
 
     table, _ = read_ratings(args.data / "u.data", layout="grouplens")
     past, future = temporal_holdout(table, 10)
-    rating = train(past, TrainConfig(), progress=False)
-    item_ids = rating.item_ids
-    embeddings = frozen_item_embeddings(past, item_ids, rating.model)
+    data = EncodedRatings.encode(past)
+    rating = train_rating_model(data, MOVIELENS_SCALE, RatingTrainConfig(), progress=False)
+    item_ids = data.item_ids
+    embeddings = frozen_item_embeddings(data, rating.model)
     task = ranking_task(past, future, item_ids)
     histories = histories_by_user(past, item_ids)
-    base = RankerTrainConfig()
+    base = RankingTrainConfig()
 
     runs: list[dict] = []
     faithful: dict[str, float] = {}
-    for name, overrides in VARIANTS.items():
+    for name, variant in VARIANTS.items():
         for seed in range(args.seeds):
-            config = replace(base, seed=seed, **overrides)
-            fitted = train_ranker(past, item_ids, embeddings, config, progress=False)
+            config = variant(replace(base, seed=seed))
+            fitted = train_ranking_model(data, embeddings, MOVIELENS_SCALE, config, progress=False)
             started = time.perf_counter()
             metrics = evaluate_ranking(task, lambda rows, m=fitted.model: catalogue_scores(
-                m, [histories[task.users[r]] for r in rows], base.max_history))
+                m, [histories[task.users[r]] for r in rows]))
             runs.append({
                 "variant": name, "seed": seed, **metrics,
                 "eval_seconds_per_user": (time.perf_counter() - started) / len(task.users),
@@ -127,8 +132,8 @@ def main() -> None:
                   f"{fitted.validation_ndcg:.4f}, epoch {fitted.best_epoch}, "
                   f"{fitted.seconds:.0f} s)", flush=True)
             if not faithful:  # the default variant, first seed
-                faithful = faithfulness(fitted.model, task, histories, base.max_history,
-                                        args.faithfulness_users, np.random.default_rng(0))
+                faithful = faithfulness(fitted.model, task, histories, args.faithfulness_users,
+                                        np.random.default_rng(0))
                 print(f"faithfulness: {faithful}", flush=True)
 
     user_ids = IdMap.from_values(past.users)

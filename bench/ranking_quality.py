@@ -4,7 +4,7 @@ retrieval recall.
 
 Protocol: each user's last 10 ratings by time held out (`u.data`); every item the user has
 not rated is ranked. Ours: `build_artifact` on the past, then, per user, exactly what
-`/v1/rank` without candidates runs: `Scorer.run` on a ranking job over every unrated item.
+`/v1/rank` without candidates runs: `Predictor.run` on a ranking job over every unrated item.
 Each peer's settings are tuned on a validation split of the past (each user's last 10 of
 it), never on the test. Needs the bench extra: `pip install -e .[bench]`. Retrieval
 recall: the share of the ranker's exhaustive top 10 that FAISS candidates (service
@@ -31,12 +31,12 @@ from models.artifact import load_artifact
 from models.data.readers import read_items, read_ratings
 from models.data.splits import temporal_holdout
 from models.data.table import IdMap, RatingTable
-from models.evaluate import histories_by_user
-from models.pipeline import build_artifact
-from models.ranking_baselines import Ease, ItemKnn, Popularity, interaction_matrix
-from models.ranking_metrics import RankingTask, evaluate_ranking, ranking_task
+from models.evaluation.ranking import RankingTask, evaluate_ranking, ranking_task
+from models.evaluation.ranking_baselines import Ease, ItemKnn, Popularity, interaction_matrix
+from models.evaluation.rating import histories_by_user
+from models.inference.predictor import Predictor, ScoreJob
+from models.training.pipeline import build_artifact
 from service.retrieval import ItemIndex
-from service.scorer import ScoreJob, Scorer
 
 Peer = Popularity | ItemKnn | Ease | ImplicitPeer
 PEER_GRIDS: dict[str, tuple[Callable[..., Peer], list[dict]]] = {
@@ -97,7 +97,7 @@ def main() -> None:
         built = build_artifact(past, catalogue, Path(tmp), progress=False)
         artifact = load_artifact(Path(tmp))
     item_ids = artifact.item_ids
-    scorer = Scorer(artifact, torch.device("cpu"))
+    predictor = Predictor(artifact, torch.device("cpu"))
     task = ranking_task(past, future, item_ids)
     user_histories = histories_by_user(past, item_ids)
     every_item = np.arange(len(item_ids))
@@ -109,7 +109,7 @@ def main() -> None:
             pool = every_item[~np.isin(every_item, history.items)]
             jobs.append(ScoreJob(history, pool, ranking=True, rate_top=0))
         out = np.full((len(rows), len(item_ids)), -np.inf)
-        for row, (job, result) in enumerate(zip(jobs, scorer.run(jobs), strict=True)):
+        for row, (job, result) in enumerate(zip(jobs, predictor.run(jobs), strict=True)):
             out[row, job.targets] = result.ranking
         return out
 
@@ -121,7 +121,7 @@ def main() -> None:
 
     def by_rating(rows: list[int]) -> np.ndarray:
         jobs = [ScoreJob(user_histories[task.users[r]], every_item) for r in rows]
-        return np.stack([result.ratings for result in scorer.run(jobs)])
+        return np.stack([result.ratings for result in predictor.run(jobs)])
 
     results["attentive_rating_order"] = evaluate_ranking(task, by_rating)
 
@@ -138,9 +138,8 @@ def main() -> None:
         )
         results[name]["params"] = params
 
-    index = ItemIndex(
-        artifact.ranker.item_embeddings.numpy(), artifact.ranker.item_bias.detach().numpy()
-    )
+    vectors = predictor.item_vectors()
+    index = ItemIndex(vectors.embeddings, vectors.bias)
     exhaustive = ours(list(range(len(task.users))))
     recall = {}
     for per_query in RETRIEVAL_PER_QUERY:
@@ -169,12 +168,12 @@ def main() -> None:
               f"{r['mean_candidates']:.0f} candidates")
     ranker = built.ranking
     print(f"ranker: best epoch {ranker.best_epoch}, validation NDCG@10 "
-          f"{ranker.validation_ndcg:.4f}, {ranker.seconds:.0f} s; rating scorer "
+          f"{ranker.validation_ndcg:.4f}, {ranker.seconds:.0f} s; rating model "
           f"{built.rating.seconds:.0f} s")
     path = append_result("ranking", {
         "results": results, "validation_grids": grids, "retrieval_recall": recall,
         "ranker_train_seconds": ranker.seconds, "ranker_best_epoch": ranker.best_epoch,
-        "ranker_config": artifact.manifest["ranker_train_config"],
+        "ranker_config": artifact.manifest["ranking"],
     })
     print(f"appended to {path}")
 

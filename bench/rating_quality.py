@@ -1,8 +1,8 @@
 """Rating prediction on the canonical MovieLens-100K folds: our heads beside the peers.
 
 For each fold, in one run: our own baselines and Surprise's BaselineOnly, SVD, SVD++ and
-KNNBaseline (`bench/surprise_peers.py`) fitted on uN.base, then our scorer trained on
-uN.base with each head (everything else at the TrainConfig defaults) and evaluated on
+KNNBaseline (`bench/surprise_peers.py`) fitted on uN.base, then our rating model trained on
+uN.base with each head (everything else at the RatingTrainConfig defaults) and evaluated on
 uN.test with every uN.base rating as the user's history, exactly as `because evaluate`
 does. `--heads` run on the first fold listed, `--fold-heads` on every fold (training all
 three heads on five folds takes about an hour on two cores). Prints a table for the first
@@ -24,17 +24,19 @@ import torch
 
 from bench.record import append_result, provenance
 from bench.surprise_peers import predict_rows, surprise_peers, to_trainset
-from models.baselines import fit_baselines
+from models.data.encoded import EncodedRatings
+from models.data.readers import MOVIELENS_SCALE
 from models.data.splits import split_canonical
-from models.evaluate import predict_table
-from models.metrics import mae, rmse
-from models.train import TrainConfig, train, with_overrides
+from models.evaluation.rating import mae, predict_table, rmse
+from models.evaluation.rating_baselines import fit_baselines
+from models.training.configs import given
+from models.training.rating import RatingTrainConfig, train_rating_model
 
 
 def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str, dict]:
     """{model name: {rmse, mae, train_s, ...}} for one canonical fold."""
     train_table, test_table = split_canonical(folder, fold)
-    scale = TrainConfig().scale
+    scale = MOVIELENS_SCALE
     rows: dict[str, dict] = {}
     for baseline in fit_baselines(train_table, scale):
         predicted = baseline.predict(test_table.users, test_table.items)
@@ -49,11 +51,12 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str
         print(f"  u{fold} {name}: {rows[name]['rmse']:.4f} ({rows[name]['train_s']} s)",
               flush=True)
     for head in heads:
-        config = with_overrides(TrainConfig(), head=head, device=device)
-        result = train(train_table, config, progress=False)
+        base = RatingTrainConfig()
+        config = given(base, model=given(base.model, head=head), device=device)
+        data = EncodedRatings.encode(train_table)
+        result = train_rating_model(data, scale, config, progress=False)
         predicted, _ = predict_table(
-            result.model, result.item_ids, config.max_context, train_table, test_table,
-            result.device,
+            result.model, data.item_ids, train_table, test_table, result.device,
         )
         rows[f"attentive_{head}"] = {
             **_scores(predicted, test_table.ratings),
@@ -123,7 +126,7 @@ def main() -> None:
         "folds": args.folds,
         "heads_first_fold": args.heads,
         "heads_every_fold": args.fold_heads,
-        "train_config": TrainConfig().to_dict(),
+        "train_config": RatingTrainConfig().to_dict(),
         "per_fold": per_fold,
         "mean": mean,
         "wall_s": seconds,

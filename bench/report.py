@@ -181,7 +181,7 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
             rank = serve["load"][f"POST /v1/rank ({job})"]["1"]["p50_ms"]
             total = floor + compute["scorer_run_p50_ms"]
             lines.append(f"- Rank, {job}, c = 1: p50 {rank:.2f} ms = x{rank / total:.2f} the "
-                         f"sum of the floors: HTTP + Redis {floor:.2f} ms, `Scorer.run` in "
+                         f"sum of the floors: HTTP + Redis {floor:.2f} ms, `Predictor.run` in "
                          f"process {compute['scorer_run_p50_ms']:.2f} ms (the ranker's forward "
                          f"alone {compute['ranker_forward_p50_ms']:.2f} ms).")
         lines += ["", "Micro-batching off, rank with 1000 candidates: " + ", ".join(

@@ -1,13 +1,13 @@
 """How the scoring cost grows: history length, candidates, catalogue size, batch size.
 
-In process, on scorers with the production architecture and random weights (cost does not
+In process, on models with the production architecture and random weights (cost does not
 depend on the weights' values), so it needs no trained artifact and runs the same on a GPU:
-- history length 10..1000 (1000 candidates): the scorers read at most their caps;
+- history length 10..1000 (1000 candidates): the models read at most their caps;
 - candidates 10..10,000 (128-item history);
 - catalogue size 10k..1M items: FAISS retrieval (exact below 50k items, IVF above) of
   candidates for 32 liked items, then scoring them; beside scoring every item;
 - jobs per micro-batch 1..128 (1000 candidates each): candidates scored per second.
-Each figure is the median of repeated Scorer.run calls (the service's scoring call).
+Each figure is the median of repeated Predictor.run calls (the service's scoring call).
 Writes bench/results/scaling.jsonl and a log-log PNG per axis.
 
     .venv/bin/python -m bench.scaling --device auto
@@ -25,42 +25,39 @@ import torch
 
 from bench.record import RESULTS_DIR, append_result
 from models.artifact import Artifact
-from models.data.table import Catalogue, IdMap
-from models.inference import History, resolve_device
-from models.network import AttentiveScorer, ScorerConfig
-from models.ranker import AttentionRanker, RankerConfig
-from models.train import TrainConfig
-from models.train_ranker import RankerTrainConfig
+from models.data.table import Catalogue, IdMap, RatingScale
+from models.history import History
+from models.inference.device import resolve_device
+from models.inference.predictor import Predictor, ScoreJob
+from models.networks.ranking import RankingModel
+from models.networks.rating import RatingModel
+from models.training.ranking import RankingTrainConfig
+from models.training.rating import RatingTrainConfig
 from service.retrieval import ItemIndex
-from service.scorer import ScoreJob, Scorer
 from service.settings import Settings
 
-EMBEDDING_DIM = 256  # co-occurrence (128) beside the rating scorer's M (128), as trained
+EMBEDDING_DIM = 256  # co-occurrence (128) beside the rating model's M (128), as trained
 
 
-def synthetic_scorer(n_items: int, device: torch.device) -> tuple[Scorer, np.ndarray]:
-    """A Scorer over `n_items` with default architectures and random weights, and its
+def synthetic_predictor(n_items: int, device: torch.device) -> tuple[Predictor, np.ndarray]:
+    """A Predictor over `n_items` with default architectures and random weights, and its
     clustered item embeddings (so FAISS neighbourhoods look like real ones)."""
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((max(1, n_items // 100), EMBEDDING_DIM)).astype(np.float32)
     noise = 0.5 * rng.standard_normal((n_items, EMBEDDING_DIM)).astype(np.float32)
     embeddings = centres[rng.integers(len(centres), size=n_items)] + noise
-    train, rank = TrainConfig(), RankerTrainConfig()
-    rating = AttentiveScorer(ScorerConfig(n_items=n_items, dim=train.dim, head=train.head))
-    ranker = AttentionRanker(
-        RankerConfig(n_items=n_items, embedding_dim=EMBEDDING_DIM, width=rank.width,
-                     hops=rank.hops, output=rank.output, recency=rank.recency),
-        torch.from_numpy(embeddings),
-    )
+    scale = RatingScale()
+    rating_train, ranking_train = RatingTrainConfig(), RankingTrainConfig()
+    rating = RatingModel(rating_train.model, n_items, scale)
+    ranking = RankingModel(ranking_train.model, torch.from_numpy(embeddings), scale)
     artifact = Artifact(
-        model=rating.eval(),
-        ranker=ranker.eval(),
+        rating_model=rating.eval(),
+        ranking_model=ranking.eval(),
         item_ids=IdMap([str(i) for i in range(n_items)]),
         catalogue=Catalogue.empty(),
-        manifest={"train_config": {"max_context": train.max_context},
-                  "ranker_train_config": {"max_history": rank.max_history}},
+        manifest={"rating": rating_train.to_dict(), "ranking": ranking_train.to_dict()},
     )
-    return Scorer(artifact, device), embeddings
+    return Predictor(artifact, device), embeddings
 
 
 def median_ms(call: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -86,20 +83,22 @@ def rank_job(h: History, targets: np.ndarray) -> ScoreJob:
 
 
 def by_history_candidates_batch(
-    scorer: Scorer, n_items: int, device: torch.device, repeats: int, rng: np.random.Generator
+    predictor: Predictor, n_items: int, device: torch.device, repeats: int,
+    rng: np.random.Generator,
 ) -> dict[str, dict]:
     targets = rng.choice(n_items, size=1000, replace=False)
     h128 = history(n_items, 128, rng)
     out: dict[str, dict] = {"history_length": {}, "candidates": {}, "candidates_per_second": {}}
     for length in (10, 30, 100, 300, 1000):
         job = rank_job(history(n_items, length, rng), targets)
-        out["history_length"][length] = median_ms(lambda j=job: scorer.run([j]), device, repeats)
+        out["history_length"][length] = median_ms(
+            lambda j=job: predictor.run([j]), device, repeats)
     for count in (10, 100, 1000, 10_000):
         job = rank_job(h128, rng.choice(n_items, size=count, replace=False))
-        out["candidates"][count] = median_ms(lambda j=job: scorer.run([j]), device, repeats)
+        out["candidates"][count] = median_ms(lambda j=job: predictor.run([j]), device, repeats)
     for jobs in (1, 8, 32, 128):
         batch = [rank_job(history(n_items, 128, rng), targets) for _ in range(jobs)]
-        ms = median_ms(lambda b=batch: scorer.run(b), device, max(5, repeats // 3))
+        ms = median_ms(lambda b=batch: predictor.run(b), device, max(5, repeats // 3))
         out["candidates_per_second"][jobs] = jobs * 1000 / (ms / 1000)
     return out
 
@@ -110,7 +109,7 @@ def by_catalogue(
     """FAISS retrieval for a 128-item history, scoring what it returns, and scoring every
     item instead, on a catalogue of `n_items`."""
     settings = Settings()
-    scorer, embeddings = synthetic_scorer(n_items, device)
+    predictor, embeddings = synthetic_predictor(n_items, device)
     started = time.perf_counter()
     index = ItemIndex(embeddings, rng.standard_normal(n_items).astype(np.float32))
     build_s = time.perf_counter() - started
@@ -126,9 +125,9 @@ def by_catalogue(
         "candidates": len(retrieve()),
         "retrieval_ms": median_ms(retrieve, device, repeats),
         "retrieve_and_score_ms": median_ms(
-            lambda: scorer.run([rank_job(h, retrieve())]), device, repeats),
+            lambda: predictor.run([rank_job(h, retrieve())]), device, repeats),
         "score_every_item_ms": median_ms(
-            lambda: scorer.run([rank_job(h, every)]), device, max(3, repeats // 5)),
+            lambda: predictor.run([rank_job(h, every)]), device, max(3, repeats // 5)),
     }
 
 
@@ -141,16 +140,16 @@ def main() -> None:
     device = resolve_device(args.device)
     rng = np.random.default_rng(0)
 
-    scorer, _ = synthetic_scorer(100_000, device)
-    figures = by_history_candidates_batch(scorer, 100_000, device, args.repeats, rng)
-    del scorer
+    predictor, _ = synthetic_predictor(100_000, device)
+    figures = by_history_candidates_batch(predictor, 100_000, device, args.repeats, rng)
+    del predictor
     figures["catalogue"] = {}
     for n_items in (10_000, 100_000, 1_000_000):
         if n_items <= args.max_catalogue:
             figures["catalogue"][n_items] = by_catalogue(n_items, device, args.repeats, rng)
             print(n_items, figures["catalogue"][n_items], flush=True)
 
-    print(f"device {device}; median ms of Scorer.run (rank job, top 10 rated), 100k items")
+    print(f"device {device}; median ms of Predictor.run (rank job, top 10 rated), 100k items")
     for axis in ("history_length", "candidates"):
         print(f"{axis}: " + ", ".join(f"{k}: {v:.2f}" for k, v in figures[axis].items()))
     print("candidates scored per second by jobs per batch: " + ", ".join(
@@ -172,8 +171,9 @@ def plot(figures: dict, device: str) -> None:
 
     catalogue = figures["catalogue"]
     panels = [
-        ("history_length", "history length (items)", {"Scorer.run": figures["history_length"]}),
-        ("candidates", "candidates", {"Scorer.run": figures["candidates"]}),
+        ("history_length", "history length (items)",
+         {"Predictor.run": figures["history_length"]}),
+        ("candidates", "candidates", {"Predictor.run": figures["candidates"]}),
         ("catalogue", "catalogue size (items)", {
             name: {n: f[key] for n, f in catalogue.items()}
             for name, key in (("FAISS retrieval", "retrieval_ms"),

@@ -7,7 +7,7 @@ separate process. Per endpoint and concurrency: p50/p95/p99 and throughput. The 
 the load are 32 bench users with exactly 128 ratings each (the oldest 128 of real users).
 
 Floors in the same run: the floor app's GET of the same history (HTTP + Redis), and the
-scorer alone in this process on the same jobs (compute: `Scorer.run`, and the ranker's
+models alone in this process on the same jobs (compute: `Predictor.run`, and the ranker's
 served forward alone), for 1000 candidates and for the whole catalogue, at torch's default
 thread count (the fastest here; the service itself scores on cores - 1 threads). Then the
 service restarted with micro-batching off (BECAUSE_BATCH_MAX_SIZE=1) for the throughput
@@ -44,9 +44,9 @@ from bench.record import append_result
 from bench.report import non_2xx_cell
 from models.artifact import load_artifact
 from models.data.readers import read_ratings
-from models.inference import History, pad_batch
-from models.ranking_inference import ranking_scores
-from service.scorer import ScoreJob, Scorer
+from models.history import History, pad_batch
+from models.inference.predictor import Predictor, ScoreJob
+from models.inference.scoring import ranking_scores
 
 BENCH_USERS = 32
 HISTORY = 128
@@ -202,11 +202,11 @@ def load_cases(users: list[str], items: list[str], rng: random.Random) -> dict[s
 
 def compute_floor(artifact_dir: Path, histories: list[History], candidates: np.ndarray | None,
                   repeats: int = 200) -> dict[str, float]:
-    """The scorer alone, in process, on one user's rank job (`candidates`, or every item
-    the user has not rated when None): the whole Scorer.run (ranker + rating of the top
+    """The models alone, in process, on one user's rank job (`candidates`, or every item
+    the user has not rated when None): the whole Predictor.run (ranker + rating of the top
     10) and the ranker's served forward alone."""
     artifact = load_artifact(artifact_dir)
-    scorer = Scorer(artifact, torch.device("cpu"))
+    predictor = Predictor(artifact, torch.device("cpu"))
     every = np.arange(len(artifact.item_ids), dtype=np.int64)
     pools = [every[~np.isin(every, h.items)] if candidates is None else candidates
              for h in histories]
@@ -224,9 +224,11 @@ def compute_floor(artifact_dir: Path, histories: list[History], candidates: np.n
         return float(np.median(samples))
 
     return {
-        "scorer_run_p50_ms": median_ms(lambda n: scorer.run([jobs[n % len(jobs)]])),
+        "scorer_run_p50_ms": median_ms(lambda n: predictor.run([jobs[n % len(jobs)]])),
         "ranker_forward_p50_ms": median_ms(
-            lambda n: ranking_scores(scorer.ranker, batches[n % len(batches)], scorer.item_side)
+            lambda n: ranking_scores(
+                predictor.ranking_model, batches[n % len(batches)], predictor.item_side
+            )
         ),
     }
 
@@ -346,7 +348,7 @@ def report(results: dict, batching_off: dict, compute: dict, growth_figures: dic
     for job, figures in compute.items():
         rank = results[f"POST /v1/rank ({job})"][1]["p50_ms"]
         floors = floor[1]["p50_ms"] + figures["scorer_run_p50_ms"]
-        print(f"compute floor (in process, {job}): Scorer.run "
+        print(f"compute floor (in process, {job}): Predictor.run "
               f"{figures['scorer_run_p50_ms']:.2f} ms, ranker forward alone "
               f"{figures['ranker_forward_p50_ms']:.2f} ms")
         print(f"/v1/rank {job}, concurrency 1: p50 {rank:.2f} ms = "

@@ -1,13 +1,16 @@
 """The artifact: what training hands to the service. safetensors + JSON, never pickle.
 
-    DIR/model.safetensors   rating scorer weights, the frozen item tables included
-    DIR/ranker.safetensors  ranking scorer weights and its frozen item embeddings
+    DIR/model.safetensors   rating model weights, its item tables included
+    DIR/ranker.safetensors  ranking model weights and its frozen item embeddings
     DIR/items.json          item catalogue in model order: [{"id", "title", "genres"}]
-    DIR/manifest.json       format version, model and training config, checksums,
-                            training-data fingerprint, validation metrics, created_at
+    DIR/manifest.json       format version, item count, rating scale, each model's training
+                            config (its architecture nested in it as "model"), training-data
+                            fingerprint, validation metrics, checksums, created_at
 
-Loading verifies the format version, both checksums and every tensor's shape, and says
-which check failed; a service never starts on a damaged or mismatched artifact.
+Loading verifies the format version, every checksum and every tensor's shape, and says which
+check failed; a service never starts on a damaged or mismatched artifact. Format 1 (both
+architectures stored twice, in a model and a training config) still loads.
+This module imports no training code: serving loads artifacts through it.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.data.table import Catalogue, IdMap
-from models.network import AttentiveScorer, ScorerConfig
-from models.ranker import AttentionRanker, RankerConfig
+from models.data.table import Catalogue, IdMap, RatingScale
+from models.networks.ranking import RankingModel, RankingModelConfig
+from models.networks.rating import RatingModel, RatingModelConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 WEIGHTS = "model.safetensors"
 RANKER_WEIGHTS = "ranker.safetensors"
 ITEMS = "items.json"
@@ -39,10 +43,10 @@ class ArtifactError(RuntimeError):
 
 @dataclass(frozen=True)
 class Artifact:
-    """A loaded artifact: both scorers in eval mode, the item ids and the catalogue."""
+    """A loaded artifact: both models in eval mode, the item ids and the catalogue."""
 
-    model: AttentiveScorer
-    ranker: AttentionRanker
+    rating_model: RatingModel
+    ranking_model: RankingModel
     item_ids: IdMap
     catalogue: Catalogue
     manifest: dict
@@ -55,30 +59,42 @@ class Artifact:
         return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
     @property
-    def max_context(self) -> int:
-        """Newest history items the rating scorer uses."""
-        return int(self.manifest["train_config"]["max_context"])
+    def scale(self) -> RatingScale:
+        return self.rating_model.scale
 
     @property
-    def max_history(self) -> int:
-        """Newest history items the ranker uses."""
-        return int(self.manifest["ranker_train_config"]["max_history"])
+    def data_fingerprint(self) -> str:
+        """sha256 of the training ratings (`RatingTable.fingerprint`)."""
+        return self.manifest.get("data", {}).get("fingerprint") or self.manifest[
+            "data_fingerprint"
+        ]
+
+    @property
+    def train_path(self) -> Path | None:
+        """The ratings file training read, when it was recorded."""
+        recorded = self.manifest.get("data", {}).get("train_path") or self.manifest.get(
+            "train_config", {}
+        ).get("train_path")
+        return Path(recorded) if recorded else None
 
 
 def save_artifact(
     folder: Path,
-    model: AttentiveScorer,
-    ranker: AttentionRanker,
+    rating_model: RatingModel,
+    ranking_model: RankingModel,
     item_ids: IdMap,
     catalogue: Catalogue,
     *,
-    train_config: dict,
-    ranker_train_config: dict,
-    data_fingerprint: str,
+    rating_train_config: dict,
+    ranking_train_config: dict,
+    data: dict,
     metrics: dict,
 ) -> Path:
+    """Writes the four files. The training configs are the trainers' `to_dict()`, each with
+    its model's architecture nested as "model"; `data` holds the training data's
+    fingerprint (and its path, when known)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for module, name in ((model, WEIGHTS), (ranker, RANKER_WEIGHTS)):
+    for module, name in ((rating_model, WEIGHTS), (ranking_model, RANKER_WEIGHTS)):
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(folder / name))
     items = [
@@ -86,15 +102,15 @@ def save_artifact(
         for i in item_ids.ids
     ]
     (folder / ITEMS).write_text(json.dumps(items, ensure_ascii=False))
+    scale = rating_model.scale
     manifest = {
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model_config": model.config.to_dict(),
-        "train_config": train_config,
-        "ranker_config": ranker.config.to_dict(),
-        "ranker_train_config": ranker_train_config,
         "n_items": len(item_ids),
-        "data_fingerprint": data_fingerprint,
+        "rating_scale": {"low": scale.low, "high": scale.high, "step": scale.step},
+        "rating": rating_train_config,
+        "ranking": ranking_train_config,
+        "data": data,
         "metrics": metrics,
         "checksums": {name: _sha256(folder / name) for name in (WEIGHTS, RANKER_WEIGHTS, ITEMS)},
     }
@@ -104,60 +120,95 @@ def save_artifact(
 
 def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
     folder = Path(folder)
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise ArtifactError(f"{manifest_path}: no manifest; is {folder} an artifact folder?")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from exc
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{manifest_path}: format_version {version!r}, this build reads {FORMAT_VERSION}"
-        )
-    missing = {WEIGHTS, RANKER_WEIGHTS, ITEMS} - set(manifest.get("checksums", {}))
-    if missing:
-        raise ArtifactError(f"{manifest_path}: no checksum for {sorted(missing)}")
-    for name, expected in manifest["checksums"].items():
-        path = folder / name
-        if not path.is_file():
-            raise ArtifactError(f"{path}: missing")
-        actual = _sha256(path)
-        if actual != expected:
-            raise ArtifactError(
-                f"{path}: checksum mismatch (manifest {expected[:12]}, file {actual[:12]});"
-                " the file is damaged or from another artifact"
-            )
-    config = ScorerConfig.from_dict(manifest["model_config"])
+    manifest = _read_manifest(folder)
+    n_items, scale, rating_config, ranking_config = _model_configs(manifest, folder / MANIFEST)
     items = json.loads((folder / ITEMS).read_text())
-    if len(items) != config.n_items:
-        raise ArtifactError(f"{folder / ITEMS}: {len(items)} items, model has {config.n_items}")
-    model = AttentiveScorer(config)
-    _load_weights(model, folder / WEIGHTS)
-    ranker_config = RankerConfig.from_dict(manifest["ranker_config"])
-    if ranker_config.n_items != config.n_items:
+    if len(items) != n_items:
+        raise ArtifactError(f"{folder / ITEMS}: {len(items)} items, the models have {n_items}")
+    rating_model = RatingModel(rating_config, n_items, scale)
+    _load_weights(rating_model, load_file(str(folder / WEIGHTS)), folder / WEIGHTS)
+    ranker_state = load_file(str(folder / RANKER_WEIGHTS))
+    embeddings = ranker_state.get("item_embeddings")
+    if embeddings is None or embeddings.shape[0] != n_items:
+        shape = None if embeddings is None else tuple(embeddings.shape)
         raise ArtifactError(
-            f"{manifest_path}: ranker has {ranker_config.n_items} items, scorer {config.n_items}"
+            f"{folder / RANKER_WEIGHTS}: item_embeddings {shape}, the manifest has {n_items} items"
         )
-    ranker = AttentionRanker(
-        ranker_config, torch.zeros(ranker_config.n_items, ranker_config.embedding_dim)
-    )
-    _load_weights(ranker, folder / RANKER_WEIGHTS)
-    for module in (model, ranker):
+    ranking_model = RankingModel(ranking_config, embeddings, scale)
+    _load_weights(ranking_model, ranker_state, folder / RANKER_WEIGHTS)
+    for module in (rating_model, ranking_model):
         module.to(device).eval()
         for p in module.parameters():  # frozen: nothing at serving time updates them
             p.requires_grad_(False)
-    item_ids = IdMap([row["id"] for row in items])
     catalogue = Catalogue(
         titles={row["id"]: row["title"] for row in items},
         genres={row["id"]: row["genres"] for row in items},
     )
-    return Artifact(model, ranker, item_ids, catalogue, manifest)
+    return Artifact(rating_model, ranking_model, IdMap([row["id"] for row in items]), catalogue,
+                    manifest)
 
 
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    state = load_file(str(path))
+def _read_manifest(folder: Path) -> dict:
+    """The manifest, once its format is one this build reads and every checksum matches."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no manifest; is {folder} an artifact folder?")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+    version = manifest.get("format_version")
+    if version not in READABLE_FORMATS:
+        raise ArtifactError(
+            f"{path}: format_version {version!r}; this build reads {list(READABLE_FORMATS)}:"
+            " retrain with `because train` to get a current artifact"
+        )
+    missing = {WEIGHTS, RANKER_WEIGHTS, ITEMS} - set(manifest.get("checksums", {}))
+    if missing:
+        raise ArtifactError(f"{path}: no checksum for {sorted(missing)}")
+    for name, expected in manifest["checksums"].items():
+        file = folder / name
+        if not file.is_file():
+            raise ArtifactError(f"{file}: missing")
+        actual = _sha256(file)
+        if actual != expected:
+            raise ArtifactError(
+                f"{file}: checksum mismatch (manifest {expected[:12]}, file {actual[:12]});"
+                " the file is damaged or from another artifact"
+            )
+    return manifest
+
+
+def _model_configs(
+    manifest: dict, path: Path
+) -> tuple[int, RatingScale, RatingModelConfig, RankingModelConfig]:
+    """Item count, rating scale and both architectures, from either format."""
+    try:
+        if manifest["format_version"] == 1:
+            old, ranker = manifest["model_config"], manifest["ranker_config"]
+            scale = RatingScale(old["rating_low"], old["rating_high"], old["rating_step"])
+            rating = RatingModelConfig.from_dict(
+                {name: old[name] for name in ("dim", "head", "biases", "implicit", "hidden",
+                                              "dropout", "user_bias_reg")}
+                | {"max_context": manifest["train_config"]["max_context"]}
+            )
+            ranking = RankingModelConfig.from_dict(
+                {name: ranker[name] for name in ("width", "hops", "ratings", "output", "recency")}
+                | {"max_history": manifest["ranker_train_config"]["max_history"]}
+            )
+            return int(old["n_items"]), scale, rating, ranking
+        scale = RatingScale(**manifest["rating_scale"])
+        rating = RatingModelConfig.from_dict(manifest["rating"]["model"])
+        ranking = RankingModelConfig.from_dict(manifest["ranking"]["model"])
+        return int(manifest["n_items"]), scale, rating, ranking
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(
+            f"{path}: model configuration unreadable ({type(exc).__name__}: {exc});"
+            " retrain with `because train`"
+        ) from exc
+
+
+def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -1,6 +1,6 @@
 """Assembles the FastAPI app; the lifespan owns every resource and hands them to requests.
 
-Start-up order: artifact (refuse to start if damaged) -> device and scorer -> FAISS index ->
+Start-up order: artifact (refuse to start if damaged) -> device and predictor -> FAISS index ->
 Redis (URL or embedded) -> micro-batcher -> optional one-time import of demo ratings.
 
 Middleware, outermost first: CORS (only when origins are configured), metrics, body size
@@ -18,21 +18,20 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from models.artifact import load_artifact
-from models.inference import resolve_device
+from models.inference.device import resolve_device
+from models.inference.predictor import Predictor
 from service.access import ApiKeys
 from service.batcher import MicroBatcher
 from service.body_limit import BodySizeLimit
-from service.history import HistoryStore
 from service.http_errors import install_error_handlers
 from service.importer import import_ratings
 from service.metrics import Metrics, MetricsMiddleware
 from service.rate_limit import RateLimiter
+from service.rating_store import RatingStore
 from service.recommender import Recommender
 from service.redis_client import redis_connection
 from service.retrieval import ItemIndex
-from service.routes import health, items, users
-from service.routes import score as score_routes
-from service.scorer import Scorer
+from service.routes import health, items, ranking, users
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ class Services:
 
     settings: Settings
     recommender: Recommender
-    store: HistoryStore
     metrics: Metrics
     api_keys: ApiKeys
     rate_limiter: RateLimiter | None  # None: no rate limit
@@ -59,28 +57,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
         artifact = load_artifact(settings.artifact, device)
-        scorer = Scorer(artifact, device)
-        # FAISS indexes the ranker's frozen item embeddings; its item bias picks the
-        # always-added popular candidates.
-        ranker = artifact.ranker
-        item_index = ItemIndex(
-            ranker.item_embeddings.cpu().numpy(), ranker.item_bias.detach().cpu().numpy()
-        )
+        predictor = Predictor(artifact, device)
+        vectors = predictor.item_vectors()
+        retrieval = ItemIndex(vectors.embeddings, vectors.bias)
         batcher = MicroBatcher(
-            scorer.run,
+            predictor.run,
             settings.batch_max_size,
             settings.batch_max_wait_ms / 1000,
             metrics.batch_size.observe,
         )
         async with redis_connection(settings) as client:
-            store = HistoryStore(client, settings.key_prefix, settings.history_cap)
+            store = RatingStore(client, settings.key_prefix, settings.history_cap)
             if settings.import_ratings is not None:
                 written = await import_ratings(
                     client, store, settings.import_ratings, settings.key_prefix
                 )
                 log.info("imported %d ratings from %s", written, settings.import_ratings)
             await batcher.start()
-            recommender = Recommender(artifact, store, scorer, batcher, item_index, settings)
+            recommender = Recommender(artifact, store, predictor, batcher, retrieval, settings)
             limiter = None
             if settings.rate_limit_per_s > 0:
                 limiter = RateLimiter(
@@ -89,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.rate_limit_per_s,
                     settings.rate_limit_burst,
                 )
-            app.state.services = Services(settings, recommender, store, metrics, api_keys, limiter)
+            app.state.services = Services(settings, recommender, metrics, api_keys, limiter)
             if not api_keys:
                 log.warning("no API keys configured: anyone may write (development only)")
             log.info("serving model %s on %s", artifact.version, device)
@@ -115,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.include_router(users.router)
-    app.include_router(score_routes.router)
+    app.include_router(ranking.router)
     app.include_router(items.router)
     app.include_router(health.router)
     return app

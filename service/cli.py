@@ -55,15 +55,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from service.history import HistoryStore
     from service.importer import import_ratings
+    from service.rating_store import RatingStore
     from service.redis_client import redis_connection
 
     settings = _settings(args)
 
     async def run() -> int:
         async with redis_connection(settings) as client:
-            store = HistoryStore(client, settings.key_prefix, settings.history_cap)
+            store = RatingStore(client, settings.key_prefix, settings.history_cap)
             return await import_ratings(
                 client, store, args.path, settings.key_prefix, force=args.force
             )

@@ -89,19 +89,19 @@ KnownQuery = Depends(_known_query)
 async def _user_id(
     user_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
 ) -> str:
-    return rec.check_id(user_id, "user_id")
+    return rec.limits.check_id(user_id, "user_id")
 
 
 async def _item_id_path(
     item_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
 ) -> str:
-    return rec.check_id(item_id, "item_id")
+    return rec.limits.check_id(item_id, "item_id")
 
 
 async def _item_id_query(
     item_id: Annotated[str, Query(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
 ) -> str:
-    return rec.check_id(item_id, "item_id")
+    return rec.limits.check_id(item_id, "item_id")
 
 
 UserId = Annotated[str, Depends(_user_id)]

@@ -14,12 +14,12 @@ import redis.asyncio as aioredis
 from tqdm import tqdm
 
 from models.data.readers import read_ratings
-from service.history import HistoryStore, Rating
+from service.rating_store import Rating, RatingStore
 
 
 async def import_ratings(
     client: aioredis.Redis,
-    store: HistoryStore,
+    store: RatingStore,
     path: Path,
     prefix: str,
     users_per_pipeline: int = 200,

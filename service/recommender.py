@@ -1,277 +1,235 @@
-"""What the API does, independent of HTTP: validate, read history, score, rank, explain.
+"""What the API does, free of HTTP: the routes' only door.
 
-Routes translate JSON to these calls and back. Every prediction goes through the
-micro-batcher into the artifact's one batched inference function.
+It reads and writes ratings, validates requests (`service.validation`), maps ids
+(`service.catalogue`), ranks through the micro-batcher into the predictor, retrieves
+candidates (`service.retrieval`) and asks `service.explanations` why. Routes turn its
+results into JSON.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from models.artifact import Artifact
-from models.inference import History
+from models.history import History
+from models.inference.predictor import Predictor, ScoreJob, ScoreResult, best_first
 from service.batcher import MicroBatcher
-from service.errors import InvalidInput, LimitExceeded, NotFound, UnknownItems
-from service.history import HistoryStore, Rating
+from service.catalogue import Item, ItemCatalogue
+from service.explanations import Explainer, Reason
+from service.rating_store import Rating, RatingStore
 from service.retrieval import ItemIndex
-from service.schemas import Because, RatingIn
-from service.scorer import LeaveOneOut, ScoreJob, Scorer, ScoreResult, best_first
 from service.settings import Settings
+from service.validation import Limits, NewRating
 
 Order = Literal["ranking", "rating"]
-LIKED = 4.0  # ratings at or above this (on a 1..5 scale; scaled otherwise) count as liked
 
 
 @dataclass(frozen=True)
 class Ranked:
-    item: int
+    item: Item
     score: float
     predicted_rating: float
-    because: list[Because] | None = None
+    because: list[Reason] | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    predicted_ratings: np.ndarray  # (n,) in the order asked
+    cold_start: bool  # no rated item the model knows: the default user's prediction
+
+
+@dataclass(frozen=True)
+class RankedList:
+    items: list[Ranked]
+    cold_start: bool
 
 
 @dataclass(frozen=True)
 class Explained:
     predicted_rating: float
-    because: list[Because]
+    because: list[Reason]
+    cold_start: bool
+
+
+@dataclass(frozen=True)
+class Carousel:
+    anchor: Item
+    anchor_rating: float
+    items: list[Ranked]
 
 
 class Recommender:
     def __init__(
         self,
         artifact: Artifact,
-        store: HistoryStore,
-        scorer: Scorer,
+        store: RatingStore,
+        predictor: Predictor,
         batcher: MicroBatcher[ScoreJob, ScoreResult],
-        items: ItemIndex,
+        retrieval: ItemIndex,
         settings: Settings,
     ):
-        self.artifact = artifact
-        self.store = store
-        self.scorer = scorer
-        self.batcher = batcher
-        self.items = items
-        self.settings = settings
-        config = artifact.model.config
-        self.low, self.high = config.rating_low, config.rating_high
-        self.liked = self.low + (LIKED - 1.0) / 4.0 * (self.high - self.low)
+        self.version = artifact.version
+        self.scale = artifact.scale
+        self.liked = self.scale.liked
+        self.limits = Limits(settings)
+        self._store = store
+        self._predictor = predictor
+        self._batcher = batcher
+        self._retrieval = retrieval
+        self._settings = settings
+        self._catalogue = ItemCatalogue(artifact)
+        self._explainer = Explainer(predictor, batcher, self._catalogue)
 
-    @property
-    def version(self) -> str:
-        return self.artifact.version
+    # -- ratings -------------------------------------------------------------------------
 
-    # -- input -----------------------------------------------------------------------------
+    async def ratings(self, user_id: str) -> list[Rating]:
+        """A user's stored ratings, oldest first; empty for a user never seen."""
+        return await self._store.read(user_id)
 
-    def validate_ratings(self, ratings: list[RatingIn]) -> list[Rating]:
-        """Checks a whole batch before anything is stored; raises naming every problem."""
-        if len(ratings) > self.settings.max_ratings_per_request:
-            raise LimitExceeded(
-                f"{len(ratings)} ratings in one request; at most "
-                f"{self.settings.max_ratings_per_request}"
-            )
-        self.indices([r.item_id for r in ratings])
-        now = int(time.time())
-        latest = now + self.settings.max_future_skew_s
-        out = []
-        for position, r in enumerate(ratings):
-            if not self.low <= r.rating <= self.high:
-                raise InvalidInput(
-                    f"ratings[{position}].rating = {r.rating} is outside the "
-                    f"model's scale {self.low:g}..{self.high:g}"
-                )
-            if r.timestamp is not None and r.timestamp > latest:
-                raise InvalidInput(
-                    f"ratings[{position}].timestamp = {r.timestamp} is in the "
-                    f"future (server time {now})"
-                )
-            out.append(
-                Rating(r.item_id, float(r.rating), now if r.timestamp is None else r.timestamp)
-            )
-        return out
+    async def add_ratings(self, user_id: str, ratings: list[NewRating]) -> tuple[int, int]:
+        """Validates the whole batch, then stores it: (ratings stored, history size)."""
+        checked = self.limits.check_ratings(ratings, self.scale, self._catalogue)
+        return len(checked), await self._store.add(user_id, checked)
 
-    def check_id(self, value: str, name: str) -> str:
-        """Ids are checked for their characters by the schema, for length here (the
-        limit is a setting)."""
-        if len(value) > self.settings.max_id_length:
-            raise LimitExceeded(
-                f"{name} is {len(value)} characters long; at most "
-                f"{self.settings.max_id_length}"
-            )
-        return value
+    async def delete_user(self, user_id: str) -> None:
+        await self._store.delete(user_id)
 
-    def check_k(self, k: int) -> int:
-        """Results asked for by one rank, explanation or similar-items request."""
-        if k > self.settings.max_k:
-            raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
-        return k
+    async def ping(self) -> None:
+        await self._store.ping()
 
-    def indices(self, item_ids: list[str], limit: int | None = None) -> np.ndarray:
-        if limit is not None and len(item_ids) > limit:
-            raise LimitExceeded(f"{len(item_ids)} item ids in one request; at most {limit}")
-        if max(map(len, item_ids), default=0) > self.settings.max_id_length:
-            for item_id in item_ids:
-                self.check_id(item_id, "item_id")
-        found = self.artifact.item_ids.lookup(item_ids)
-        if None in found:
-            raise UnknownItems([i for i, f in zip(item_ids, found, strict=True) if f is None])
-        return np.array(found, np.int64)
+    # -- items ---------------------------------------------------------------------------
 
-    def item_index(self, item_id: str) -> int:
-        index = self.artifact.item_ids.get(item_id)
-        if index is None:
-            raise NotFound(f"no item {item_id!r} in model {self.version}")
-        return index
+    def item(self, item_id: str) -> Item:
+        return self._catalogue.item(self._catalogue.index(item_id))
 
-    def history(self, ratings: list[Rating]) -> History:
-        """Dense history of the items the model knows, oldest first."""
-        found = self.artifact.item_ids.lookup([r.item_id for r in ratings])
-        values = [r.rating for r in ratings]
-        if None in found:  # items the model was not trained on carry no signal
-            values = [v for v, f in zip(values, found, strict=True) if f is not None]
-            found = [f for f in found if f is not None]
-        return History(np.array(found, np.int64), np.array(values, np.float32))
+    def similar(self, item_id: str, k: int) -> list[tuple[Item, float]]:
+        """Nearest items by cosine similarity of the ranker's frozen item embeddings."""
+        found, similarity = self._retrieval.similar(
+            self._catalogue.index(item_id), self.limits.check_k(k)
+        )
+        return [
+            (self._catalogue.item(int(i)), float(s))
+            for i, s in zip(found, similarity, strict=True)
+        ]
 
-    def is_cold_start(self, ratings: list[Rating]) -> bool:
-        """No rated item the model knows: stops at the first known one, unlike `history`."""
-        ids = self.artifact.item_ids
-        return not any(r.item_id in ids for r in ratings)
+    # -- scoring -------------------------------------------------------------------------
 
-    async def ratings_for(self, user_id: str | None, inline: list[RatingIn] | None) -> list[Rating]:
-        if inline is not None:
-            return sorted(self.validate_ratings(inline), key=lambda r: r.timestamp)
-        assert user_id is not None
-        return await self.store.read(self.check_id(user_id, "user_id"))
-
-    # -- scoring ---------------------------------------------------------------------------
-
-    async def score(self, ratings: list[Rating], item_ids: list[str]) -> np.ndarray:
-        targets = self.indices(item_ids, self.settings.max_items_per_request)
-        result = await self.batcher.submit(ScoreJob(self.history(ratings), targets))
-        return result.ratings
+    async def score(
+        self, user_id: str | None, inline: list[NewRating] | None, item_ids: list[str]
+    ) -> Scored:
+        history = await self._history(user_id, inline)
+        targets = self._catalogue.indices(
+            self.limits.check_ids(item_ids, self._settings.max_items_per_request)
+        )
+        result = await self._batcher.submit(ScoreJob(history, targets))
+        return Scored(result.ratings, len(history) == 0)
 
     async def rank(
         self,
-        ratings: list[Rating],
+        user_id: str | None,
+        inline: list[NewRating] | None,
         candidates: list[str] | None,
         k: int,
         exclude_rated: bool,
         explain: bool,
         order: Order = "ranking",
-    ) -> list[Ranked]:
-        """Top k by the ranker's score (`order="ranking"`) or by predicted rating."""
-        self.check_k(k)
-        history = self.history(ratings)
+    ) -> RankedList:
+        """Top k by the ranker's score (`order="ranking"`) or by predicted rating. With
+        `explain`, the k items' reasons come from one batched call for all of them."""
+        self.limits.check_k(k)
+        history = await self._history(user_id, inline)
         if candidates is not None:
-            pool = np.unique(self.indices(candidates, self.settings.max_candidates))
+            ids = self.limits.check_ids(candidates, self._settings.max_candidates)
+            pool = np.unique(self._catalogue.indices(ids))
         else:
-            pool = self.whole_catalogue(history)
+            pool = self._whole_catalogue(history)
         if exclude_rated:
             pool = pool[~np.isin(pool, history.items)]
         if len(pool) == 0:
-            return []
+            return RankedList([], len(history) == 0)
         by_ranking = order == "ranking"
-        job = ScoreJob(history, pool, ranking=by_ranking, rate_top=k)
-        result = await self.batcher.submit(job)
+        result = await self._batcher.submit(ScoreJob(history, pool, by_ranking, rate_top=k))
         score = result.ranking if by_ranking else result.ratings
         top = result.best[:k] if by_ranking else best_first(pool, score, k)
-        ranked = []
-        for i in top:
-            because = None
-            if explain:
-                loo = await self._leave_one_out(history, int(pool[i]), by_ranking)
-                because = self._because(loo, self.settings.explain_items)
-            ranked.append(
-                Ranked(int(pool[i]), float(score[i]), float(result.ratings[i]), because)
+        because: list[list[Reason] | None] = [None] * len(top)
+        if explain and len(top):
+            model = "ranking" if by_ranking else "rating"
+            _, because = await self._explainer.reasons(
+                history, pool[top], model, self._settings.explain_items
             )
-        return ranked
+        items = [
+            Ranked(self._catalogue.item(int(pool[i])), float(score[i]),
+                   float(result.ratings[i]), reasons)
+            for i, reasons in zip(top, because, strict=True)
+        ]
+        return RankedList(items, len(history) == 0)
 
-    def whole_catalogue(self, history: History) -> np.ndarray:
-        """Candidates for a rank without `candidates`: every item when the catalogue is
-        small enough to score exhaustively (it is exact), else FAISS retrieval."""
-        if len(self.artifact.item_ids) <= self.settings.exhaustive_max_items:
-            return np.arange(len(self.artifact.item_ids), dtype=np.int64)
-        return self.retrieve(history)
+    # -- explanations --------------------------------------------------------------------
 
-    def retrieve(self, history: History) -> np.ndarray:
-        """Candidates for a whole-catalogue rank: FAISS neighbours of the newest liked
-        items, plus the items with the largest learned bias (see README, Retrieval)."""
-        liked = history.items[history.ratings >= self.liked][::-1]
-        queries = liked[: self.settings.retrieval_queries]
-        return self.items.candidates(
-            queries, self.settings.retrieval_per_query, self.settings.retrieval_popular
+    async def explain(self, user_id: str, item_id: str, k: int) -> Explained:
+        """Why this predicted rating: the rating model's exact leave-one-out."""
+        self.limits.check_k(k)
+        target = self._catalogue.index(item_id)
+        history = await self._history(user_id, None)
+        [prediction], [reasons] = await self._explainer.reasons(
+            history, np.array([target], np.int64), "rating", k
         )
+        return Explained(float(prediction), reasons, len(history) == 0)
 
-    # -- explanations ----------------------------------------------------------------------
-
-    async def explain(self, ratings: list[Rating], item_id: str, k: int) -> Explained:
-        """Why this predicted rating: the rating scorer's exact leave-one-out."""
-        self.check_k(k)
-        target = self.item_index(item_id)
-        loo = await self._leave_one_out(self.history(ratings), target, ranking=False)
-        return Explained(loo.prediction, self._because(loo, k))
-
-    async def carousels(
-        self, ratings: list[Rating], rows: int, k: int
-    ) -> list[tuple[Rating, list[Ranked]]]:
-        """For each recent highly rated item X, the best-ranked recommendations that owe
-        most to X: each top item goes to the anchor whose removal lowers its ranking score
-        most (exact, like the rank explanations). Attention would not do: the ranker's
-        recency offsets put most of it on the newest items, so the newest anchor took
-        nearly every item."""
-        history = self.history(ratings)
-        newest_first = range(len(history.items) - 1, -1, -1)
-        window = len(history.items) - self.scorer.max_history  # older items are not read
-        positions = [p for p in newest_first if history.ratings[p] >= self.liked and p >= window]
-        positions = positions[:rows]
-        if not positions:
-            return []
-        pool = self.whole_catalogue(history)
+    async def carousels(self, user_id: str, rows: int, k: int) -> list[Carousel]:
+        """For each recent highly rated item X the ranker reads, the best-ranked items
+        that owe most to X ("because you watched X")."""
+        history = await self._history(user_id, None)
+        newest_first = range(len(history) - 1, -1, -1)
+        window = len(history) - self._predictor.max_history  # older items are not read
+        anchors = [p for p in newest_first if history.ratings[p] >= self.liked and p >= window]
+        anchors = anchors[:rows]
+        pool = self._whole_catalogue(history)
         pool = pool[~np.isin(pool, history.items)]
-        if len(pool) == 0:
+        if not anchors or len(pool) == 0:
             return []
         shown = max(k * rows * 4, 50)
-        job = ScoreJob(history, pool, ranking=True, rate_top=shown)
-        result = await self.batcher.submit(job)
-        top = result.best
-        contribution = await self.batcher.call(
-            self.scorer.anchor_contributions, history, positions, pool[top]
-        )  # (top, anchors)
-        owner = contribution.argmax(axis=1)
-        owes = contribution.max(axis=1) > 0
-        by_item = {r.item_id: r for r in ratings}
-        out = []
-        for a, position in enumerate(positions):
-            mine = top[(owner == a) & owes][:k]
-            items = [
-                Ranked(int(pool[i]), float(result.ranking[i]), float(result.ratings[i]))
-                for i in mine
-            ]
-            anchor_id = self.artifact.item_ids.ids[int(history.items[position])]
-            out.append((by_item[anchor_id], items))
-        return out
-
-    async def _leave_one_out(self, history: History, target: int, ranking: bool) -> LeaveOneOut:
-        return await self.batcher.call(self.scorer.leave_one_out, history, target, ranking)
-
-    def _because(self, loo: LeaveOneOut, k: int) -> list[Because]:
-        """The k history items that raise this score most, with their attention."""
-        history = loo.history
-        ids = self.artifact.item_ids
-        order = np.argsort(-loo.contribution, kind="stable")[:k]
-        out = []
-        for position in order:
-            item_id = ids.ids[int(history.items[position])]
-            out.append(
-                Because(
-                    item_id=item_id,
-                    title=self.artifact.catalogue.title(item_id),
-                    rating=float(history.ratings[position]),
-                    attention=float(loo.attention[position]),
-                    contribution=float(loo.contribution[position]),
-                )
+        result = await self._batcher.submit(ScoreJob(history, pool, ranking=True, rate_top=shown))
+        assigned = await self._explainer.carousel_rows(history, anchors, pool, result.best, k)
+        return [
+            Carousel(
+                self._catalogue.item(int(history.items[row.position])),
+                float(history.ratings[row.position]),
+                [
+                    Ranked(self._catalogue.item(int(pool[i])), float(result.ranking[i]),
+                           float(result.ratings[i]))
+                    for i in row.pool_positions
+                ],
             )
-        return out
+            for row in assigned
+        ]
+
+    # -- candidates ----------------------------------------------------------------------
+
+    def _whole_catalogue(self, history: History) -> np.ndarray:
+        """Candidates for a rank without `candidates`: every item when the catalogue is
+        small enough to score exhaustively (it is exact), else FAISS retrieval: neighbours
+        of the newest liked items, plus the items with the largest learned bias."""
+        if len(self._catalogue) <= self._settings.exhaustive_max_items:
+            return np.arange(len(self._catalogue), dtype=np.int64)
+        liked = history.items[history.ratings >= self.liked][::-1]
+        return self._retrieval.candidates(
+            liked[: self._settings.retrieval_queries],
+            self._settings.retrieval_per_query,
+            self._settings.retrieval_popular,
+        )
+
+    async def _history(self, user_id: str | None, inline: list[NewRating] | None) -> History:
+        """The model's view of a stored user's ratings, or of an inline (unstored) list."""
+        if inline is not None:
+            ratings = sorted(
+                self.limits.check_ratings(inline, self.scale, self._catalogue),
+                key=lambda r: r.timestamp,
+            )
+        else:
+            assert user_id is not None
+            ratings = await self._store.read(self.limits.check_id(user_id, "user_id"))
+        return self._catalogue.history(ratings)

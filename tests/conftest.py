@@ -17,17 +17,25 @@ import pytest
 import redis
 
 from models.artifact import save_artifact
+from models.data.encoded import EncodedRatings
 from models.data.synthetic import PlantedData, planted_ratings
-from models.pipeline import frozen_item_embeddings
-from models.train import TrainConfig, TrainResult, train
-from models.train_ranker import RankerTrainConfig, RankerTrainResult, train_ranker
+from models.data.table import RatingScale
+from models.networks.ranking import RankingModelConfig
+from models.networks.rating import RatingModelConfig
+from models.training.item_embeddings import frozen_item_embeddings
+from models.training.ranking import RankingTrainConfig, RankingTrainResult, train_ranking_model
+from models.training.rating import RatingTrainConfig, RatingTrainResult, train_rating_model
 
-SMALL_TRAIN = TrainConfig(
-    dim=16, hidden=(32, 16), max_epochs=25, patience=3, batch_size=128, lr=5e-3, refit=False, seed=0
+SCALE = RatingScale()  # planted ratings are 1..5 stars
+
+SMALL_TRAIN = RatingTrainConfig(
+    model=RatingModelConfig(dim=16, hidden=(32, 16)),
+    max_epochs=25, patience=3, batch_size=128, lr=5e-3, refit=False, seed=0,
 )
 
-SMALL_RANK = RankerTrainConfig(
-    width=16, hops=2, max_epochs=15, patience=3, cuts_per_user=4, max_history=64, seed=0
+SMALL_RANK = RankingTrainConfig(
+    model=RankingModelConfig(width=16, hops=2, max_history=64),
+    max_epochs=15, patience=3, cuts_per_user=4, seed=0,
 )
 
 
@@ -37,35 +45,39 @@ def planted() -> PlantedData:
 
 
 @pytest.fixture(scope="session")
-def trained(planted: PlantedData) -> TrainResult:
-    return train(planted.table, SMALL_TRAIN, progress=False)
+def encoded(planted: PlantedData) -> EncodedRatings:
+    return EncodedRatings.encode(planted.table)
 
 
 @pytest.fixture(scope="session")
-def ranked(planted: PlantedData, trained: TrainResult) -> RankerTrainResult:
-    embeddings = frozen_item_embeddings(planted.table, trained.item_ids, trained.model)
-    return train_ranker(
-        planted.table, trained.item_ids, embeddings, SMALL_RANK, SMALL_TRAIN.scale, progress=False
-    )
+def trained(encoded: EncodedRatings) -> RatingTrainResult:
+    return train_rating_model(encoded, SCALE, SMALL_TRAIN, progress=False)
+
+
+@pytest.fixture(scope="session")
+def ranked(encoded: EncodedRatings, trained: RatingTrainResult) -> RankingTrainResult:
+    embeddings = frozen_item_embeddings(encoded, trained.model)
+    return train_ranking_model(encoded, embeddings, SCALE, SMALL_RANK, progress=False)
 
 
 @pytest.fixture(scope="session")
 def artifact_dir(
     tmp_path_factory: pytest.TempPathFactory,
     planted: PlantedData,
-    trained: TrainResult,
-    ranked: RankerTrainResult,
+    encoded: EncodedRatings,
+    trained: RatingTrainResult,
+    ranked: RankingTrainResult,
 ) -> Path:
     folder = tmp_path_factory.mktemp("artifact")
     return save_artifact(
         folder,
         trained.model,
         ranked.model,
-        trained.item_ids,
+        encoded.item_ids,
         planted.catalogue,
-        train_config=SMALL_TRAIN.to_dict(),
-        ranker_train_config=SMALL_RANK.to_dict(),
-        data_fingerprint=planted.table.fingerprint(),
+        rating_train_config=SMALL_TRAIN.to_dict(),
+        ranking_train_config=SMALL_RANK.to_dict(),
+        data={"fingerprint": planted.table.fingerprint()},
         metrics={"validation_rmse": trained.validation_rmse},
     )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,27 @@ def test_serve_passes_host_port_and_artifact_to_uvicorn(
     [(app, options)] = calls
     assert options["host"] == "127.0.0.1" and options["port"] == 8123
     assert app.title and app.state is not None
+
+
+def test_serving_imports_no_training_code(artifact_dir: Path, tmp_path: Path) -> None:
+    """`because serve` builds the app in a fresh interpreter without loading any module of
+    models.training (nor the evaluation code and its baselines)."""
+    script = (
+        "import sys, uvicorn\n"
+        "uvicorn.run = lambda app, **kw: None\n"
+        "from because.cli import main\n"
+        f"main(['serve', '--artifact', {str(artifact_dir)!r}])\n"
+        "loaded = [m for m in sys.modules if m.startswith(('models.training', "
+        "'models.evaluation'))]\n"
+        "assert 'service.app' in sys.modules, 'serve did not build the app'\n"
+        "print('training modules:', loaded)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "training modules: []" in done.stdout
 
 
 def test_scoring_threads_leave_the_event_loop_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,9 +77,10 @@ def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
                  "--ranker-epochs", "2",
                  "--no-progress"]) == 0
     assert (out / "manifest.json").is_file() and (out / "ranker.safetensors").is_file()
-    ranker = json.loads((out / "manifest.json").read_text())["ranker_train_config"]
-    assert ranker["objective"] == "sampled" and ranker["hops"] == 1
-    assert ranker["max_epochs"] == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    ranker = manifest["ranking"]
+    assert ranker["objective"] == "sampled" and ranker["model"]["hops"] == 1
+    assert ranker["max_epochs"] == 2 and manifest["rating"]["model"]["dim"] == 8
     capsys.readouterr()
     assert main(["evaluate", "--artifact", str(out), "--test", str(ratings), "--json"]) == 0
     report = capsys.readouterr().out

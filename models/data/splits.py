@@ -1,6 +1,6 @@
 """Train/validation/test splits; each is deterministic for its inputs and seed.
 
-    per_user_holdout   ~fraction of each user's ratings, at random: the seed paper's "fair"
+    per_user_holdout   ~fraction of each user's ratings, at random: Hutter et al.'s "fair"
                        validation split, where every validation user also has training rows
     temporal_holdout   each user's last n ratings by time: predicting the future from the past
     new_user_split     whole users left out of training; the first half of each one's ratings
@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from models.data.encoded import EncodedRatings
 from models.data.readers import read_ratings
 from models.data.table import RatingTable
+
+Rows = TypeVar("Rows", RatingTable, EncodedRatings)  # anything with users, take() and len()
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,8 @@ class NewUserSplit:
 
 
 def per_user_holdout(
-    table: RatingTable, fraction: float = 0.1, seed: int = 0
-) -> tuple[RatingTable, RatingTable]:
+    table: Rows, fraction: float = 0.1, seed: int = 0
+) -> tuple[Rows, Rows]:
     """(kept, held out): round(fraction * n) of each user's n ratings held, at most n - 1."""
     if not 0 <= fraction < 1:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
@@ -97,7 +101,7 @@ def split_canonical(folder: str | Path, fold: int) -> tuple[RatingTable, RatingT
 
 
 def _rank_within_user(
-    table: RatingTable, key: np.ndarray
+    table: Rows, key: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows grouped by user and ordered by (key, row); each row's 0-based rank in its group.
 

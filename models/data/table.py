@@ -42,6 +42,12 @@ class RatingScale:
         return (self.high - self.low) / 2
 
     @property
+    def liked(self) -> float:
+        """Ratings at or above this count as liked: 4 stars on 1..5, the same share of any
+        other scale."""
+        return self.low + 0.75 * (self.high - self.low)
+
+    @property
     def levels(self) -> int:
         """Number of discrete rating values (classes of the MLP2 head)."""
         return int(round((self.high - self.low) / self.step)) + 1

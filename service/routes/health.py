@@ -29,7 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
     if services is None:
         return JSONResponse({"status": "starting", "cause": "model not loaded"}, 503)
     try:
-        await services.store.ping()
+        await services.recommender.ping()
     except StoreUnavailable as exc:
         return JSONResponse({"status": "unavailable", "cause": exc.message}, 503)
     return JSONResponse({"status": "ready", "model_version": services.recommender.version})

@@ -20,30 +20,20 @@ router = APIRouter(
 
 @router.get("/{item_id}", response_model=Item)
 async def get_item(item_id: ItemIdPath, rec: RecommenderDep) -> Item:
-    rec.item_index(item_id)
-    catalogue = rec.artifact.catalogue
-    return Item(
-        item_id=item_id, title=catalogue.title(item_id), genres=catalogue.genres.get(item_id, [])
-    )
+    item = rec.item(item_id)
+    return Item(item_id=item.item_id, title=item.title, genres=item.genres)
 
 
 @router.get("/{item_id}/similar", response_model=SimilarResponse)
 async def similar(
     item_id: ItemIdPath, rec: RecommenderDep, k: Annotated[int, Query(ge=1)] = 10
 ) -> SimilarResponse:
-    """Nearest items by cosine similarity of their structure embeddings."""
-    neighbours, similarity = rec.items.similar(rec.item_index(item_id), rec.check_k(k))
-    ids, catalogue = rec.artifact.item_ids, rec.artifact.catalogue
+    """Nearest items by cosine similarity of the ranking model's item embeddings."""
     return SimilarResponse(
         item_id=item_id,
         items=[
-            SimilarItem(
-                item_id=ids.ids[n],
-                title=catalogue.title(ids.ids[n]),
-                genres=catalogue.genres.get(ids.ids[n], []),
-                similarity=float(s),
-            )
-            for n, s in zip(neighbours, similarity, strict=True)
+            SimilarItem(item_id=i.item_id, title=i.title, genres=i.genres, similarity=s)
+            for i, s in rec.similar(item_id, k)
         ],
         model_version=rec.version,
     )

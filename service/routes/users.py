@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from service.deps import ItemIdQuery, KnownQuery, ReadAccess, RecommenderDep, UserId, WriteAccess
 from service.http_errors import ERROR_RESPONSES
-from service.routes.render import ranked_items
+from service.routes.render import because, new_ratings, ranked_items
 from service.schemas import (
     Anchor,
     CarouselResponse,
@@ -29,15 +29,14 @@ router = APIRouter(
 async def post_ratings(user_id: UserId, body: RatingsPost, rec: RecommenderDep) -> RatingsStored:
     """Appends ratings; re-rating an item replaces it. All or nothing: one bad entry
     rejects the batch (422/413) and nothing is stored."""
-    ratings = rec.validate_ratings(body.ratings)
-    size = await rec.store.add(user_id, ratings)
-    return RatingsStored(user_id=user_id, stored=len(ratings), history_size=size)
+    stored, size = await rec.add_ratings(user_id, new_ratings(body.ratings))
+    return RatingsStored(user_id=user_id, stored=stored, history_size=size)
 
 
 @router.get("/{user_id}/ratings", response_model=UserRatings, dependencies=[ReadAccess])
 async def get_ratings(user_id: UserId, rec: RecommenderDep) -> UserRatings:
     """The history, newest first; a user never seen has an empty one."""
-    history = await rec.store.read(user_id)
+    history = await rec.ratings(user_id)
     ratings = [
         RatingOut(item_id=r.item_id, rating=r.rating, timestamp=r.timestamp)
         for r in reversed(history)
@@ -47,7 +46,7 @@ async def get_ratings(user_id: UserId, rec: RecommenderDep) -> UserRatings:
 
 @router.delete("/{user_id}", status_code=204, dependencies=[WriteAccess])
 async def delete_user(user_id: UserId, rec: RecommenderDep) -> Response:
-    await rec.store.delete(user_id)
+    await rec.delete_user(user_id)
     return Response(status_code=204)
 
 
@@ -61,21 +60,19 @@ async def explanation(
     k: Annotated[int, Query(ge=1)] = 5,
 ) -> ExplanationResponse:
     """Why this user gets this prediction: history items by how much each raises it."""
-    history = await rec.store.read(user_id)
-    explained = await rec.explain(history, item_id, k)
-    cold = not explained.because
+    explained = await rec.explain(user_id, item_id, k)
     return ExplanationResponse(
         user_id=user_id,
         item_id=item_id,
         predicted_rating=explained.predicted_rating,
-        cold_start=cold,
-        because=explained.because,
+        cold_start=explained.cold_start,
+        because=because(explained.because),
         model_version=rec.version,
         note=(
             "no rated items the model knows: this is the default-user prediction, "
             "the same for every new user"
         )
-        if cold
+        if explained.cold_start
         else None,
     )
 
@@ -89,20 +86,17 @@ async def because_you_watched(
     rows: Annotated[int, Query(ge=1, le=20)] = 3,
     k: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> CarouselResponse:
-    history = await rec.store.read(user_id)
-    carousels = await rec.carousels(history, rows, k)
+    carousels = await rec.carousels(user_id, rows, k)
     return CarouselResponse(
         user_id=user_id,
         rows=[
             CarouselRow(
                 anchor=Anchor(
-                    item_id=a.item_id,
-                    title=rec.artifact.catalogue.title(a.item_id),
-                    rating=a.rating,
+                    item_id=c.anchor.item_id, title=c.anchor.title, rating=c.anchor_rating
                 ),
-                items=ranked_items(rec, items),
+                items=ranked_items(c.items),
             )
-            for a, items in carousels
+            for c in carousels
         ],
         model_version=rec.version,
     )

@@ -1,4 +1,5 @@
-"""Saved == loaded, and a damaged or mismatched artifact is refused with a clear message."""
+"""A damaged or mismatched artifact is refused with a clear message; an artifact of format 1
+still loads. (Saved == loaded is in test_model_contract.py, for both models.)"""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from models.artifact import ArtifactError, load_artifact
-from models.inference import History, predict_ratings
-from models.train import TrainResult
 
 
 @pytest.fixture
@@ -19,16 +17,41 @@ def copy(artifact_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(artifact_dir, tmp_path / "artifact"))
 
 
-def test_round_trip_gives_identical_predictions(artifact_dir: Path, trained: TrainResult) -> None:
+def test_the_manifest_holds_each_configuration_once(artifact_dir: Path) -> None:
+    manifest = json.loads((artifact_dir / "manifest.json").read_text())
+    assert manifest["rating"]["model"]["dim"] == 16  # the architecture, nested once
+    assert "dim" not in manifest["rating"] and "width" not in manifest["ranking"]
+    assert manifest["rating_scale"] == {"low": 1.0, "high": 5.0, "step": 1.0}
     loaded = load_artifact(artifact_dir)
-    history = History(np.array([0, 3, 5, 9]), np.array([5, 1, 4, 2], np.float32))
-    targets = [np.arange(len(trained.item_ids))]
-    [before] = predict_ratings(trained.model, [history], targets, 512)
-    [after] = predict_ratings(loaded.model, [history], targets, 512)
-    np.testing.assert_array_equal(before, after)
-    assert loaded.item_ids.ids == trained.item_ids.ids
+    assert loaded.rating_model.config.max_context == 512  # serving caps: the model configs
+    assert loaded.ranking_model.config.max_history == 64
     assert loaded.catalogue.title(loaded.item_ids.ids[0])
-    assert not any(p.requires_grad for p in loaded.model.parameters())
+
+
+def test_an_artifact_of_format_1_still_loads(copy: Path, artifact_dir: Path) -> None:
+    """Format 1 stored each architecture twice (model and training config) with the rating
+    scale in each; the same weights under such a manifest give the same model."""
+    manifest = json.loads((copy / "manifest.json").read_text())
+    rating, ranking, scale = manifest["rating"], manifest["ranking"], manifest["rating_scale"]
+    old = {
+        "format_version": 1,
+        "model_config": {
+            **rating["model"], "n_items": manifest["n_items"],
+            "rating_low": scale["low"], "rating_high": scale["high"], "rating_step": scale["step"],
+        },
+        "train_config": {"max_context": rating["model"]["max_context"]},
+        "ranker_config": {k: v for k, v in ranking["model"].items() if k != "max_history"},
+        "ranker_train_config": {"max_history": ranking["model"]["max_history"]},
+        "data_fingerprint": manifest["data"]["fingerprint"],
+        "metrics": manifest["metrics"],
+        "checksums": manifest["checksums"],
+    }
+    (copy / "manifest.json").write_text(json.dumps(old))
+    loaded, current = load_artifact(copy), load_artifact(artifact_dir)
+    assert loaded.rating_model.config == current.rating_model.config
+    assert loaded.ranking_model.config == current.ranking_model.config
+    assert loaded.scale == current.scale and loaded.version == current.version
+    assert loaded.data_fingerprint == current.data_fingerprint
 
 
 def test_a_flipped_byte_is_refused(copy: Path) -> None:
@@ -44,13 +67,13 @@ def test_another_format_version_is_refused(copy: Path) -> None:
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["format_version"] = 99
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="format_version 99"):
+    with pytest.raises(ArtifactError, match="format_version 99.*retrain"):
         load_artifact(copy)
 
 
 def test_shapes_that_disagree_with_the_config_are_refused(copy: Path) -> None:
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["model_config"]["dim"] += 1
+    manifest["rating"]["model"]["dim"] += 1
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="shape"):
         load_artifact(copy)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ranx.metrics import hit_rate, ndcg, recall, reciprocal_rank
 
-from models.ranking_metrics import RankingTask, evaluate_ranking
+from models.evaluation.ranking import RankingTask, evaluate_ranking
 
 
 # ranx compiles with numba on first use (its low-level metrics only: the Qrels/Run layer

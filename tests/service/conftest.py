@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
-from service.app import create_app
 from service.settings import Settings
+from tests.helpers import running
 
 
 @pytest.fixture
@@ -28,15 +28,6 @@ def settings(artifact_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path
     )
 
 
-async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app built from `settings`, inside its lifespan (no network)."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
-            yield c
-
-
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async for c in running(settings):
@@ -46,12 +37,3 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def raw_redis(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, decode_responses=True)
-
-
-def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
-    """Every key of this test and its value (histories are strings, rate-limit buckets
-    hashes): what 'nothing changed' is checked against."""
-    return {
-        k: raw.hgetall(k) if raw.type(k) == "hash" else raw.get(k)
-        for k in sorted(raw.scan_iter(f"{prefix}:*"))
-    }

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from service.access import ApiKeys, Scope
 from service.settings import Settings
-from tests.service.conftest import redis_snapshot, running
+from tests.helpers import redis_snapshot, running
 
 WRITER = "w-7f3a9c1e5b2d4086"
 READER = "r-0c8e2b4f6a1d3957"

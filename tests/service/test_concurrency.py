@@ -17,7 +17,7 @@ import redis
 from models.data.synthetic import PlantedData
 from service.app import create_app
 from service.settings import Settings
-from tests.service.test_scoring import as_ratings, liked_and_disliked
+from tests.helpers import as_ratings, liked_and_disliked
 
 CLIENTS, REQUESTS_PER_CLIENT, RATINGS_PER_REQUEST = 50, 40, 5  # 10,000 ratings
 CAP = 40

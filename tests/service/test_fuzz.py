@@ -15,7 +15,7 @@ from schemathesis import checks as st_checks
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import redis_snapshot
+from tests.helpers import redis_snapshot
 
 CASES_PER_OPERATION = 100
 WRITE_KEY = "fuzz-write-key"

@@ -11,7 +11,7 @@ import redis
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import redis_snapshot
+from tests.helpers import redis_snapshot
 
 LIMITS = {
     "max_body_bytes": 4096,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from tests.service.test_redis_outage import free_port
+from tests.helpers import free_port
 
 WRITER = "w-proc-4e1b7d2a9c"
 STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
@@ -94,8 +94,8 @@ def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
     ("damage", "message"),
     [
         (flip_a_byte, "model.safetensors: checksum mismatch"),
-        (edit_manifest(lambda m: m.update(format_version=2)), "format_version 2"),
-        (edit_manifest(lambda m: m["model_config"].update(dim=m["model_config"]["dim"] * 2)),
+        (edit_manifest(lambda m: m.update(format_version=99)), "format_version 99"),
+        (edit_manifest(lambda m: m["rating"]["model"].update(dim=m["rating"]["model"]["dim"] * 2)),
          "has shape"),
     ],
     ids=["flipped byte", "other format version", "wrong shapes"],

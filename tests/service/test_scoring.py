@@ -8,23 +8,10 @@ import httpx
 import numpy as np
 
 from models.data.synthetic import PlantedData
+from models.inference.predictor import best_first
 from service.app import create_app
-from service.scorer import best_first
 from service.settings import Settings
-
-
-def liked_and_disliked(planted: PlantedData, user: int = 0) -> tuple[list[str], list[str]]:
-    likes = planted.user_likes[user]
-    liked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if likes[c]]
-    disliked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if not likes[c]]
-    return liked, disliked
-
-
-def as_ratings(liked: list[str], disliked: list[str]) -> list[dict]:
-    """Liked items rated 5, disliked 1; the dislikes are the newest."""
-    return [{"item_id": i, "rating": 5, "timestamp": 10 + n} for n, i in enumerate(liked)] + [
-        {"item_id": i, "rating": 1, "timestamp": 100 + n} for n, i in enumerate(disliked)
-    ]
+from tests.helpers import as_ratings, liked_and_disliked
 
 
 async def scores(client: httpx.AsyncClient, body: dict) -> dict[str, float]:

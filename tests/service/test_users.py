@@ -6,7 +6,7 @@ import httpx
 import pytest
 import redis
 
-from tests.service.conftest import redis_snapshot
+from tests.helpers import redis_snapshot
 
 
 async def test_post_then_read_newest_first(client: httpx.AsyncClient) -> None:

@@ -1,5 +1,7 @@
 """Rating-prediction evaluation of an artifact, with baselines fitted in the same run.
 
+    RMSE, MAE   accumulated in float64
+
 A test user's history is everything they rated in the training data: exactly what the
 service would hold in Redis for them. Users absent from training have an empty history
 and get the default-user prediction. Test items the model never saw cannot be scored by
@@ -14,19 +16,27 @@ import numpy as np
 import torch
 
 from models.artifact import Artifact
-from models.baselines import fit_baselines
-from models.data.table import IdMap, RatingScale, RatingTable
-from models.inference import History, predict_ratings
-from models.metrics import mae, rmse
-from models.network import AttentiveScorer
+from models.data.table import IdMap, RatingTable
+from models.evaluation.rating_baselines import fit_baselines
+from models.history import History
+from models.inference.scoring import predict_ratings
+from models.networks.rating import RatingModel
 
 UNKNOWN_ITEM_SHRINK = 5.0
 
 
+def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    diff = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+def mae(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(pred, np.float64) - np.asarray(truth, np.float64))))
+
+
 def predict_table(
-    model: AttentiveScorer,
+    model: RatingModel,
     item_ids: IdMap,
-    max_context: int,
     history_table: RatingTable,
     test: RatingTable,
     device: torch.device | str = "cpu",
@@ -39,7 +49,7 @@ def predict_table(
     prediction = np.empty(len(test), np.float64)
 
     for user, rows in _rows_by_user(test).items():
-        history = histories.get(user, History(np.zeros(0, np.int64), np.zeros(0, np.float32)))
+        history = histories.get(user, History.empty())
         unknown_rows = rows[~known[rows]]
         if len(unknown_rows):
             residual = float((history.ratings - mean).sum()) / (
@@ -50,16 +60,12 @@ def predict_table(
     known_index = np.flatnonzero(known)
     for start in range(0, len(users), batch_users):
         chunk = users[start : start + batch_users]
-        hist = [
-            histories.get(u, History(np.zeros(0, np.int64), np.zeros(0, np.float32)))
-            for u, _ in chunk
-        ]
+        hist = [histories.get(u, History.empty()) for u, _ in chunk]
         targets = [item_ids.encode(test.items[known_index[rows]]) for _, rows in chunk]
-        preds = predict_ratings(model, hist, targets, max_context, device)
+        preds = predict_ratings(model, hist, targets, device)
         for (_, rows), p in zip(chunk, preds, strict=True):
             prediction[known_index[rows]] = p
-    c = model.config
-    return np.clip(prediction, c.rating_low, c.rating_high), int((~known).sum())
+    return np.clip(prediction, model.scale.low, model.scale.high), int((~known).sum())
 
 
 def evaluate(
@@ -72,7 +78,7 @@ def evaluate(
     """One JSON-ready report: our rmse/mae/n, and the baselines' when asked."""
     started = time.perf_counter()
     pred, unknown = predict_table(
-        artifact.model, artifact.item_ids, artifact.max_context, history_table, test, device
+        artifact.rating_model, artifact.item_ids, history_table, test, device
     )
     report: dict = {
         "rmse": rmse(pred, test.ratings),
@@ -80,23 +86,18 @@ def evaluate(
         "n": len(test),
         "unknown_items": unknown,
         "model_version": artifact.version,
-        "head": artifact.model.config.head,
+        "head": artifact.rating_model.config.head,
         "seconds": round(time.perf_counter() - started, 2),
     }
     if with_baselines:
         report["baselines"] = {}
-        for baseline in fit_baselines(history_table, _scale(artifact.model)):
+        for baseline in fit_baselines(history_table, artifact.scale):
             p = baseline.predict(test.users, test.items)
             report["baselines"][baseline.name] = {
                 "rmse": rmse(p, test.ratings),
                 "mae": mae(p, test.ratings),
             }
     return report
-
-
-def _scale(model: AttentiveScorer) -> RatingScale:
-    c = model.config
-    return RatingScale(c.rating_low, c.rating_high, c.rating_step)
 
 
 def _rows_by_user(table: RatingTable) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""The ranking scorer of seed 001: multi-hop attention over frozen item embeddings.
+"""The ranking model: multi-hop attention over frozen item embeddings (Lake, Williamson,
+Hawk, Johnson & Wing, "Large-scale Collaborative Filtering with Product Embeddings", 2019).
 
 For a query item q and a user's history A_u, with frozen item embeddings x:
     z^0 = h(x_q)
@@ -10,7 +11,7 @@ score is a logit: training puts a softmax over the whole catalogue on it, so it 
 items for one user. With `ratings`, each history item's value g^k(x_i) gets a learned
 vector for its rating level, so a disliked item can push away instead of pulling.
 
-Like the rating scorer, nothing per user is learned: a new user's first ratings already
+Like the rating model, nothing per user is learned: a new user's first ratings already
 shape their ranking.
 """
 
@@ -23,27 +24,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.data.table import RatingScale
+
 
 @dataclass(frozen=True)
-class RankerConfig:
-    """Architecture of the ranker; saved in the artifact manifest."""
+class RankingModelConfig:
+    """Architecture of the ranking model and its serving cap; saved once in the manifest,
+    nested in the training config. Item count and embedding width come from the frozen
+    embeddings, the rating levels from the data's rating scale."""
 
-    n_items: int
-    embedding_dim: int
-    width: int = 64  # d' of the seed
-    hops: int = 2  # K of the seed
+    width: int = 64  # d' of the paper
+    hops: int = 2  # K of the paper
     ratings: bool = True
-    output: Literal["shared", "query"] = "shared"
-    recency: int = 0  # > 0: learned key/value offsets for the newest `recency` positions
-    rating_low: float = 1.0
-    rating_step: float = 1.0
-    rating_levels: int = 5
+    # Measured on ML-100K (bench/RESULTS.md): the query output and recency each raised NDCG@10.
+    output: Literal["shared", "query"] = "query"  # "shared" phi (the paper) or a map of the query
+    recency: int = 50  # learned offsets for the newest positions (0: none, as in the paper)
+    max_history: int = 200  # newest history items read, in training and serving
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> RankerConfig:
+    def from_dict(cls, data: dict) -> RankingModelConfig:
         return cls(**data)
 
 
@@ -57,7 +59,7 @@ class ItemSide:
 
 
 @dataclass(frozen=True)
-class RankerOutput:
+class RankingOutput:
     """score: (H, C) logits; attention: (H, C, L), the hops' attention averaged;
     last_hop: (H, C, L), the last hop's alone (the two candidate explanations)."""
 
@@ -66,16 +68,14 @@ class RankerOutput:
     last_hop: Tensor
 
 
-class AttentionRanker(nn.Module):
-    def __init__(self, config: RankerConfig, item_embeddings: Tensor):
+class RankingModel(nn.Module):
+    def __init__(self, config: RankingModelConfig, item_embeddings: Tensor, scale: RatingScale):
+        """item_embeddings (n_items, d): frozen, rows in the artifact's item order."""
         super().__init__()
-        if tuple(item_embeddings.shape) != (config.n_items, config.embedding_dim):
-            raise ValueError(
-                f"item embeddings {tuple(item_embeddings.shape)}, config expects "
-                f"({config.n_items}, {config.embedding_dim})"
-            )
         self.config = config
-        d, w = config.embedding_dim, config.width
+        self.scale = scale
+        n_items, d = item_embeddings.shape
+        w = config.width
         # Frozen: a buffer is saved with the weights but never trained.
         self.register_buffer("item_embeddings", item_embeddings.detach().clone().float())
         self.query = nn.Linear(d, w)  # h
@@ -90,18 +90,22 @@ class AttentionRanker(nn.Module):
         for table in [*self.age_keys, *self.age_values]:
             nn.init.zeros_(table.weight)
         self.rating_values = (
-            nn.Parameter(torch.zeros(config.hops, config.rating_levels, w))
+            nn.Parameter(torch.zeros(config.hops, scale.levels, w))
             if config.ratings
             else None
         )
-        # phi: one vector shared by all queries (the seed), or a linear map of the query
+        # phi: one vector shared by all queries (the paper), or a linear map of the query
         # item, which lets history and candidate interact beyond the attention weights.
         query_output = config.output == "query"
         self.output = nn.Linear(d if query_output else w, w if query_output else 1, bias=False)
-        self.item_bias = nn.Parameter(torch.zeros(config.n_items))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
         for layer in [self.query, *self.keys, *self.values]:
-            nn.init.orthogonal_(layer.weight)  # as in the seed (Saxe et al.)
+            nn.init.orthogonal_(layer.weight)  # as in the paper (Saxe et al., 2014)
             nn.init.zeros_(layer.bias)
+
+    @property
+    def n_items(self) -> int:
+        return self.item_bias.shape[0]
 
     def forward(
         self,
@@ -109,7 +113,7 @@ class AttentionRanker(nn.Module):
         hist_ratings: Tensor,
         hist_mask: Tensor,
         targets: Tensor,
-    ) -> RankerOutput:
+    ) -> RankingOutput:
         """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
         targets (H, C) long, or (C,) for one candidate list shared by every history (a
         whole-catalogue softmax). A target never attends to itself.
@@ -125,7 +129,7 @@ class AttentionRanker(nn.Module):
             attention = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # (H, C, L)
             z = z + torch.bmm(attention, values)
             attention_sum = attention_sum + attention
-        return RankerOutput(
+        return RankingOutput(
             score=self._output(z, outputs, targets),
             attention=attention_sum / self.config.hops,
             last_hop=attention,
@@ -143,23 +147,32 @@ class AttentionRanker(nn.Module):
         fused (no (H, C, L) maps kept), masked by the history alone unless a target is in
         its own history, and the candidates' projections are read from `item_side` (every
         item's, computed once at load) when given. Arguments as `forward`."""
-        z, outputs = self._query_side(targets, hist_items.shape[0], item_side)  # (H, C, w)
-        targets = _per_history(targets, hist_items)
-        mask = hist_mask[:, None, :]  # (H, 1, L), broadcast over the candidates
-        rated = torch.zeros(self.config.n_items, dtype=torch.bool, device=targets.device)
-        rated[hist_items[hist_mask]] = True
-        if rated[targets].any():  # some target is in a history: the per-target mask
-            mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
-        # One attention head: the 4-D form (H, 1, ...) is what the fused CPU kernel takes.
-        z, mask = z[:, None], mask[:, None]
-        for keys, values in self._history_side(hist_items, hist_ratings, hist_mask):
-            # (H, 1, C, w) x (H, 1, L, w) -> (H, 1, C, w); a row with nothing to attend to
-            # (an empty history) adds nothing, as in forward (some backends give NaN there).
-            pooled = F.scaled_dot_product_attention(
-                z, keys[:, None], values[:, None], attn_mask=mask, scale=1.0
-            )
-            z = z + pooled.nan_to_num(0.0)
-        return self._output(z[:, 0], outputs, targets)
+        history_side = self._history_side(hist_items, hist_ratings, hist_mask)
+        return self._attend(hist_items, hist_mask, targets, history_side, item_side)
+
+    def scores_without(
+        self,
+        hist_items: Tensor,
+        hist_ratings: Tensor,
+        targets: Tensor,
+        positions: Tensor,
+        item_side: ItemSide | None = None,
+    ) -> Tensor:
+        """(P, C) logits of `targets` (C,) for one history (L,) with the item at each of
+        `positions` (P,) removed: exact leave-one-out, each row a real history of L - 1
+        items with its own recency offsets. What the P variants share is computed once:
+        every history item's keys and values (the linear maps over the embeddings), and
+        the candidates' query side; only the position offsets and attention are per row."""
+        length = hist_items.shape[0]
+        width = max(1, length - 1)
+        slots = torch.arange(width, device=hist_items.device)[None, :]  # (1, L - 1)
+        kept = (slots + (slots >= positions[:, None])).clamp(max=max(0, length - 1))  # (P, L-1)
+        mask = torch.full(kept.shape, length > 1, dtype=torch.bool, device=hist_items.device)
+        shared = self._item_projections(hist_items[None], hist_ratings[None])  # (1, L, w) each
+        history_side = self._with_age(
+            [(keys[0][kept], values[0][kept]) for keys, values in shared], mask
+        )
+        return self._attend(hist_items[kept], mask, targets, history_side, item_side)
 
     def item_side(self) -> ItemSide:
         """Every item's query projection h(x) and, with the query output, its output map:
@@ -183,25 +196,66 @@ class AttentionRanker(nn.Module):
             z = z.expand(histories, -1, -1)
         return z, outputs
 
+    def _attend(
+        self,
+        hist_items: Tensor,
+        hist_mask: Tensor,
+        targets: Tensor,
+        history_side: list[tuple[Tensor, Tensor]],
+        item_side: ItemSide | None,
+    ) -> Tensor:
+        """The K hops with fused attention: (H, C) logits from each hop's keys and values."""
+        z, outputs = self._query_side(targets, hist_items.shape[0], item_side)  # (H, C, w)
+        targets = _per_history(targets, hist_items)
+        mask = hist_mask[:, None, :]  # (H, 1, L), broadcast over the candidates
+        rated = torch.zeros(self.n_items, dtype=torch.bool, device=targets.device)
+        rated[hist_items[hist_mask]] = True
+        if rated[targets].any():  # some target is in a history: the per-target mask
+            mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
+        # One attention head: the 4-D form (H, 1, ...) is what the fused CPU kernel takes.
+        z, mask = z[:, None], mask[:, None]
+        for keys, values in history_side:
+            # (H, 1, C, w) x (H, 1, L, w) -> (H, 1, C, w); a row with nothing to attend to
+            # (an empty history) adds nothing, as in forward (some backends give NaN there).
+            pooled = F.scaled_dot_product_attention(
+                z, keys[:, None], values[:, None], attn_mask=mask, scale=1.0
+            )
+            z = z + pooled.nan_to_num(0.0)
+        return self._output(z[:, 0], outputs, targets)
+
     def _history_side(
         self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor
     ) -> list[tuple[Tensor, Tensor]]:
         """Each hop's keys f^k(x_i) and values g^k(x_i), (H, L, w) each, with the
-        recency and rating-level offsets added."""
+        rating-level and recency offsets added."""
+        return self._with_age(self._item_projections(hist_items, hist_ratings), hist_mask)
+
+    def _item_projections(
+        self, hist_items: Tensor, hist_ratings: Tensor
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Each hop's keys and values (H, L, w) before the recency offsets: what depends
+        on the item and its rating, not on its position."""
         x_hist = self.item_embeddings[hist_items]  # (H, L, d)
         levels = self._levels(hist_ratings)
-        age = self._age(hist_mask) if self.config.recency else None
         out = []
         for hop in range(self.config.hops):
-            keys = self.keys[hop](x_hist)
             values = self.values[hop](x_hist)
-            if age is not None:
-                keys = keys + self.age_keys[hop](age)
-                values = values + self.age_values[hop](age)
             if self.rating_values is not None:
                 values = values + self.rating_values[hop][levels]
-            out.append((keys, values))
+            out.append((self.keys[hop](x_hist), values))
         return out
+
+    def _with_age(
+        self, projections: list[tuple[Tensor, Tensor]], hist_mask: Tensor
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Adds each hop's learned offsets for the item's position from the newest."""
+        if not self.config.recency:
+            return projections
+        age = self._age(hist_mask)
+        return [
+            (keys + self.age_keys[hop](age), values + self.age_values[hop](age))
+            for hop, (keys, values) in enumerate(projections)
+        ]
 
     def _output(self, z: Tensor, outputs: Tensor | None, targets: Tensor) -> Tensor:
         """phi . z^K + b_q: (H, C) logits."""
@@ -212,9 +266,8 @@ class AttentionRanker(nn.Module):
         return score + self.item_bias[targets]
 
     def _levels(self, ratings: Tensor) -> Tensor:
-        c = self.config
-        level = torch.round((ratings - c.rating_low) / c.rating_step).long()
-        return level.clamp(0, c.rating_levels - 1)
+        level = torch.round((ratings - self.scale.low) / self.scale.step).long()
+        return level.clamp(0, self.scale.levels - 1)
 
     def _age(self, hist_mask: Tensor) -> Tensor:
         """(H, L) position from the newest item (0 = newest), capped at `recency`; the

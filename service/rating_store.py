@@ -1,4 +1,4 @@
-"""Per-user rating histories in Redis: one key per user, one round trip per read.
+"""Users' ratings in Redis: one key per user, one round trip per read.
 
 Key layout (PREFIX defaults to "because"):
 
@@ -61,8 +61,8 @@ class Rating(NamedTuple):
     timestamp: int
 
 
-class HistoryStore:
-    """Reads and writes histories; every Redis failure becomes StoreUnavailable (503)."""
+class RatingStore:
+    """Reads and writes users' ratings; every Redis failure becomes StoreUnavailable (503)."""
 
     def __init__(self, client: aioredis.Redis, prefix: str, cap: int):
         self._client = client
@@ -77,7 +77,7 @@ class HistoryStore:
         """The user's history, oldest first; empty for a user never seen."""
         with _store_errors():
             raw = await self._client.get(self.key(user_id))
-        return decode_history(raw)
+        return decode_ratings(raw)
 
     async def add(self, user_id: str, ratings: Iterable[Rating]) -> int:
         """Appends or replaces ratings; returns the history size after the write."""
@@ -104,7 +104,7 @@ class HistoryStore:
             await self._client.ping()
 
 
-def decode_history(raw: bytes | str | None) -> list[Rating]:
+def decode_ratings(raw: bytes | str | None) -> list[Rating]:
     if not raw:
         return []
     return [Rating(str(i), float(r), int(t)) for i, r, t in json.loads(raw)]

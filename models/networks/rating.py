@@ -1,12 +1,13 @@
-"""The attentive scorer of seed 000: a user is the attention-weighted sum of their history.
+"""The rating model: attentive neural collaborative filtering (Hutter et al., "Attentive
+Neural Collaborative Filtering"): a user is the attention-weighted sum of their history.
 
 There is no user parameter. For a target item i and a history C of rated items j,
     att(i, j) = softmax_j(s * m_i . m_j / sqrt(E))
     u_i       = sum_j att(i, j) * w_j * t_j  (+ sum_j att(i, j) * y_j with `implicit`)
 and a head turns (u_i, m_i) into a rating. w_j is the signed rating weight: (r - 3) / 2 on
-a 1..5 scale as in the seed, or, with `biases`, the rating's residual after the global mean,
+a 1..5 scale as in the paper, or, with `biases`, the rating's residual after the global mean,
 the item bias and an ad hoc user bias computed from the same history.
-s is one learned sharpness, starting at 1 (the seed's fixed scale): at the fixed scale and
+s is one learned sharpness, starting at 1 (the paper's fixed scale): at the fixed scale and
 small initial embeddings the softmax stays nearly uniform and the model learns to average
 its history instead of attending (measured on planted clusters: 31% of the attention on the
 target's cluster against 90% with s learned, and a lower validation RMSE).
@@ -25,14 +26,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from models.data.table import RatingScale
+
 Head = Literal["dot", "mlp1", "mlp2"]
 
 
 @dataclass(frozen=True)
-class ScorerConfig:
-    """Architecture of the scorer; saved in the artifact manifest."""
+class RatingModelConfig:
+    """Architecture of the rating model and its serving cap; saved once in the manifest,
+    nested in the training config. The item count and rating scale come from the data."""
 
-    n_items: int
     dim: int = 128
     head: Head = "dot"
     biases: bool = True
@@ -40,26 +43,18 @@ class ScorerConfig:
     hidden: tuple[int, ...] = (200, 100)
     dropout: float = 0.3
     user_bias_reg: float = 5.0
-    rating_low: float = 1.0
-    rating_high: float = 5.0
-    rating_step: float = 1.0
-
-    @property
-    def rating_levels(self) -> int:
-        return int(round((self.rating_high - self.rating_low) / self.rating_step)) + 1
+    max_context: int = 512  # newest history items used at inference (deterministic)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ScorerConfig:
-        data = dict(data)
-        data["hidden"] = tuple(data.get("hidden", ()))
-        return cls(**data)
+    def from_dict(cls, data: dict) -> RatingModelConfig:
+        return cls(**{**data, "hidden": tuple(data.get("hidden", ()))})
 
 
 @dataclass(frozen=True)
-class ScorerOutput:
+class RatingOutput:
     """rating: (H, C) predicted ratings; attention: (H, C, L), rows sum to 1 over the
     history items that entered (0 elsewhere); logits: (H, C, levels) for the MLP2 head, or
     (H, C, 1) raw head output otherwise (what training losses need)."""
@@ -69,13 +64,14 @@ class ScorerOutput:
     logits: Tensor
 
 
-class AttentiveScorer(nn.Module):
+class RatingModel(nn.Module):
     """Item tables M (structure, attention keys/queries) and T (taste, values) + a head."""
 
-    def __init__(self, config: ScorerConfig):
+    def __init__(self, config: RatingModelConfig, n_items: int, scale: RatingScale):
         super().__init__()
         self.config = config
-        n, e = config.n_items, config.dim
+        self.scale = scale
+        n, e = n_items, config.dim
         self.structure = nn.Embedding(n, e)  # M
         self.taste = nn.Embedding(n, e)  # T
         nn.init.normal_(self.structure.weight, std=0.1)
@@ -87,21 +83,22 @@ class AttentiveScorer(nn.Module):
         if self.item_bias is not None:
             nn.init.zeros_(self.item_bias.weight)
         # Global mean rating; set from training data, a buffer so it travels with the weights.
-        mid = (config.rating_low + config.rating_high) / 2
-        self.register_buffer("global_mean", torch.tensor(mid))
+        self.register_buffer("global_mean", torch.tensor(scale.mid))
         self.default_user = nn.Parameter(torch.zeros(e))
-        # Learned sharpness of the attention, starting at the seed's 1/sqrt(E).
+        # Learned sharpness of the attention, starting at the paper's 1/sqrt(E).
         self.attention_log_scale = nn.Parameter(torch.zeros(()))
         features = 3 * e + (1 if config.biases else 0)
-        out = config.rating_levels if config.head == "mlp2" else 1
+        out = scale.levels if config.head == "mlp2" else 1
         self.mlp = (
             None if config.head == "dot" else _mlp(features, config.hidden, out, config.dropout)
         )
         self.register_buffer(
-            "levels",
-            torch.arange(config.rating_levels, dtype=torch.float32) * config.rating_step
-            + config.rating_low,
+            "levels", torch.arange(scale.levels, dtype=torch.float32) * scale.step + scale.low
         )
+
+    @property
+    def n_items(self) -> int:
+        return self.structure.num_embeddings
 
     def forward(
         self,
@@ -111,13 +108,12 @@ class AttentiveScorer(nn.Module):
         targets: Tensor,
         target_mask: Tensor | None = None,
         context_mask: Tensor | None = None,
-    ) -> ScorerOutput:
+    ) -> RatingOutput:
         """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
         targets (H, C) long, target_mask (H, C) bool or None, context_mask (H, C, L) bool
         or None: which history items each target slot may use (exact leave-one-out: this
-        scorer has no notion of position, so masking an item is removing it). A target
+        model has no notion of position, so masking an item is removing it). A target
         never attends to itself: an item in its own history is masked out, as in training."""
-        cfg = self.config
         # context (H, C, L): which history items each target may use.
         context = hist_mask[:, None, :] & (hist_items[:, None, :] != targets[:, :, None])
         if target_mask is not None:
@@ -129,7 +125,7 @@ class AttentiveScorer(nn.Module):
 
         m_target = self.structure(targets)  # (H, C, E)
         m_hist = self.structure(hist_items)  # (H, L, E)
-        scale = self.attention_log_scale.exp() / math.sqrt(cfg.dim)
+        scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
         scores = torch.bmm(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
         scores = scores.masked_fill(~context, float("-inf"))
         attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
@@ -152,11 +148,9 @@ class AttentiveScorer(nn.Module):
         targets: Tensor,
     ) -> tuple[Tensor, Tensor | None]:
         """Signed per-item weights (H, C, L) and, with biases, the baseline (H, C)."""
-        cfg = self.config
-        half = (cfg.rating_high - cfg.rating_low) / 2
+        cfg, half = self.config, self.scale.half
         if self.item_bias is None:
-            mid = (cfg.rating_high + cfg.rating_low) / 2
-            weight = ((hist_ratings - mid) / half)[:, None, :].expand_as(context)
+            weight = ((hist_ratings - self.scale.mid) / half)[:, None, :].expand_as(context)
             return weight, None
         residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
         context_f = context.to(residual.dtype)
@@ -168,9 +162,8 @@ class AttentiveScorer(nn.Module):
 
     def _head(
         self, user: Tensor, m_target: Tensor, base: Tensor | None, attention: Tensor
-    ) -> ScorerOutput:
-        cfg = self.config
-        low, span = cfg.rating_low, cfg.rating_high - cfg.rating_low
+    ) -> RatingOutput:
+        cfg, low, span = self.config, self.scale.low, self.scale.high - self.scale.low
         if self.mlp is None:
             raw = (user * m_target).sum(-1, keepdim=True)  # (H, C, 1)
         else:
@@ -185,8 +178,8 @@ class AttentiveScorer(nn.Module):
         else:
             rating = low + span * torch.sigmoid(raw.squeeze(-1))
         if not self.training:  # clamping in training would zero the gradient of overshoots
-            rating = rating.clamp(cfg.rating_low, cfg.rating_high)
-        return ScorerOutput(rating=rating, attention=attention, logits=raw)
+            rating = rating.clamp(self.scale.low, self.scale.high)
+        return RatingOutput(rating=rating, attention=attention, logits=raw)
 
 
 def _mlp(features: int, hidden: tuple[int, ...], out: int, dropout: float) -> nn.Sequential:

@@ -1,5 +1,6 @@
-"""The ranker (seed 001) on planted data: it predicts what users pick next better than
-popularity, its attention is faithful, and its batched inference is consistent."""
+"""The ranking model (Lake et al., 2019) on planted data: it predicts what users pick next
+better than popularity, its attention is faithful, its served scores equal its forward pass.
+What every model keeps (batched == single, ...) is in test_model_contract.py."""
 
 from __future__ import annotations
 
@@ -9,20 +10,27 @@ import numpy as np
 import pytest
 import torch
 
+from models.data.encoded import EncodedRatings
 from models.data.splits import temporal_holdout
 from models.data.synthetic import PlantedData, planted_ratings
 from models.data.table import DataError, IdMap, RatingTable
-from models.inference import History, pad_batch
-from models.item_embeddings import cooccurrence_embeddings
-from models.pipeline import frozen_item_embeddings
-from models.ranker import AttentionRanker, RankerConfig
-from models.ranking_baselines import ItemKnn, Popularity, interaction_matrix
-from models.ranking_inference import catalogue_scores, predict_ranking, ranking_scores
-from models.ranking_metrics import evaluate_ranking, metrics_at_k, ranking_task
-from models.train import TrainResult, train
-from models.train_ranker import RankerTrainResult, train_ranker
-from tests.conftest import SMALL_RANK, SMALL_TRAIN
-from tests.models.test_scorer import histories_of
+from models.evaluation.ranking import evaluate_ranking, metrics_at_k, ranking_task
+from models.evaluation.ranking_baselines import ItemKnn, Popularity, interaction_matrix
+from models.evaluation.rating import histories_by_user
+from models.history import History, pad_batch
+from models.inference.scoring import catalogue_scores, ranking_scores
+from models.networks.ranking import RankingModel, RankingModelConfig
+from models.training.item_embeddings import cooccurrence_embeddings, frozen_item_embeddings
+from models.training.ranking import RankingTrainResult, train_ranking_model
+from models.training.rating import train_rating_model
+from tests.conftest import SCALE, SMALL_RANK, SMALL_TRAIN
+
+
+def attention_of(model: RankingModel, history: History, target: int) -> np.ndarray:
+    batch = pad_batch([history], [np.array([target])])
+    with torch.inference_mode():
+        out = model(batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+    return out.attention[0, 0, : len(history)].numpy()
 
 
 def test_metrics_on_a_hand_made_ranking() -> None:
@@ -41,20 +49,19 @@ def test_ranker_predicts_the_future_better_than_popularity(objective: str) -> No
     # history, and popularity cannot know it. Either training objective must learn that.
     picky = planted_ratings(n_users=300, n_items=120, n_clusters=4, pick_bias=8.0, seed=1)
     past, future = temporal_holdout(picky.table, n_last=5)
-    scorer = train(past, SMALL_TRAIN, progress=False)
-    ranker = train_ranker(
-        past, scorer.item_ids, frozen_item_embeddings(past, scorer.item_ids, scorer.model),
-        replace(SMALL_RANK, objective=objective, negatives=20),
-        SMALL_TRAIN.scale, progress=False,
+    data = EncodedRatings.encode(past)
+    rating = train_rating_model(data, SCALE, SMALL_TRAIN, progress=False)
+    ranker = train_ranking_model(
+        data, frozen_item_embeddings(data, rating.model), SCALE,
+        replace(SMALL_RANK, objective=objective, negatives=20), progress=False,
     ).model
-    task = ranking_task(past, future, scorer.item_ids)
-    histories = histories_of(past, scorer.item_ids)
+    task = ranking_task(past, future, data.item_ids)
+    histories = histories_by_user(past, data.item_ids)
     ours = evaluate_ranking(
-        task,
-        lambda rows: catalogue_scores(ranker, [histories[task.users[r]] for r in rows], 64),
+        task, lambda rows: catalogue_scores(ranker, [histories[task.users[r]] for r in rows])
     )
     user_ids = IdMap.from_values(past.users)
-    x = interaction_matrix(past, user_ids, scorer.item_ids)
+    x = interaction_matrix(past, user_ids, data.item_ids)
     popularity = Popularity().fit(x)
     theirs = evaluate_ranking(
         task, lambda rows: popularity.score(x[[user_ids.index(task.users[r]) for r in rows]])
@@ -63,49 +70,45 @@ def test_ranker_predicts_the_future_better_than_popularity(objective: str) -> No
 
 
 def test_leaving_out_the_most_attended_item_moves_the_score_most(
-    planted: PlantedData, trained: TrainResult, ranked: RankerTrainResult
+    planted: PlantedData, encoded: EncodedRatings, ranked: RankingTrainResult
 ) -> None:
     """Faithfulness: the top-attention history item matters more than a random one."""
     rng = np.random.default_rng(0)
-    histories = list(histories_of(planted.table, trained.item_ids).values())[:40]
+    histories = list(histories_by_user(planted.table, encoded.item_ids).values())[:40]
     top_drops, random_drops = [], []
     for history in histories:
-        scores = catalogue_scores(ranked.model, [history], 64)[0]
+        scores = catalogue_scores(ranked.model, [history])[0]
         unrated = np.setdiff1d(np.arange(len(scores)), history.items)
         target = int(unrated[np.argmax(scores[unrated])])
-        batch = pad_batch([history], [np.array([target])])
-        attention = predict_ranking(ranked.model, batch).attention[0, 0, : len(history.items)]
-        top = int(np.argmax(attention.numpy()))
+        top = int(np.argmax(attention_of(ranked.model, history, target)))
         other = int(rng.integers(len(history.items)))
         for position, drops in ((top, top_drops), (other, random_drops)):
-            without = catalogue_scores(ranked.model, [history.without(position)], 64)[0]
+            without = catalogue_scores(ranked.model, [history.without(position)])[0]
             drops.append(abs(scores[target] - without[target]))
     assert np.mean(top_drops) > 1.5 * np.mean(random_drops), (
         np.mean(top_drops), np.mean(random_drops)
     )
 
 
-def test_catalogue_scores_equal_per_candidate_scores_and_repeat(
-    planted: PlantedData, trained: TrainResult, ranked: RankerTrainResult
+def test_catalogue_scores_equal_per_candidate_scores(
+    planted: PlantedData, encoded: EncodedRatings, ranked: RankingTrainResult
 ) -> None:
-    histories = list(histories_of(planted.table, trained.item_ids).values())[:6]
-    histories.append(History(np.zeros(0, np.int64), np.zeros(0, np.float32)))  # cold start
-    whole = catalogue_scores(ranked.model, histories, 64)
-    assert np.array_equal(whole, catalogue_scores(ranked.model, histories, 64))
+    histories = list(histories_by_user(planted.table, encoded.item_ids).values())[:6]
+    histories.append(History.empty())  # cold start
+    whole = catalogue_scores(ranked.model, histories)
     assert np.isfinite(whole).all()
     for row, history in enumerate(histories):
         some = np.array([3, 50, 7, 111])
-        out = predict_ranking(ranked.model, pad_batch([history.newest(64)], [some]))
-        assert np.allclose(out.score[0].numpy(), whole[row, some], atol=1e-5)
+        out = ranking_scores(ranked.model, pad_batch([history.newest(64)], [some]))
+        assert np.allclose(out[0].numpy(), whole[row, some], atol=1e-5)
 
 
 @pytest.mark.parametrize("output", ["shared", "query"])
 def test_served_scores_equal_forward_scores(output: str) -> None:
     # Random weights with every offset non-zero, so each term of the score is exercised.
     torch.manual_seed(0)
-    config = RankerConfig(n_items=40, embedding_dim=12, width=8, hops=3, output=output,
-                          recency=4)
-    ranker = AttentionRanker(config, torch.randn(40, 12)).eval()
+    config = RankingModelConfig(width=8, hops=3, output=output, recency=4)
+    ranker = RankingModel(config, torch.randn(40, 12), SCALE).eval()
     with torch.no_grad():
         for parameter in ranker.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
@@ -118,7 +121,9 @@ def test_served_scores_equal_forward_scores(output: str) -> None:
     targets = [np.array([own, 5, 17]), np.arange(20, 30), np.array([1, 2]),
                histories[3].items]  # the only item: nothing left to attend to
     batch = pad_batch(histories, targets)
-    expected = predict_ranking(ranker, batch).score
+    with torch.inference_mode():
+        expected = ranker(batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+        expected = expected.score
     assert torch.allclose(ranking_scores(ranker, batch), expected, atol=1e-5)
     with torch.inference_mode():
         item_side = ranker.item_side()
@@ -132,11 +137,24 @@ def test_served_scores_equal_forward_scores(output: str) -> None:
                               every_item, item_side)
         whole = ranker(batch.hist_items, batch.hist_ratings, batch.hist_mask, every_item)
     assert torch.allclose(shared, whole.score, atol=1e-5)
+    # Leave-one-out variants share the history's projections: equal to real removal.
+    history, wanted = histories[0], targets[0]
+    positions = np.arange(len(history))
+    with torch.inference_mode():
+        without = ranker.scores_without(
+            torch.from_numpy(history.items), torch.from_numpy(history.ratings),
+            torch.from_numpy(wanted), torch.from_numpy(positions), item_side,
+        )
+    removed = [history.without(int(p)) for p in positions]
+    real = ranking_scores(ranker, pad_batch(removed, [wanted] * len(removed)), item_side)
+    assert torch.allclose(without, real, atol=1e-5)
 
 
-def test_cooccurrence_embeddings_put_co_picked_clusters_together(planted: PlantedData) -> None:
-    item_ids = IdMap.from_values(planted.table.items)
-    vectors = cooccurrence_embeddings(planted.table, item_ids, 8).numpy()
+def test_cooccurrence_embeddings_put_co_picked_clusters_together(
+    encoded: EncodedRatings, planted: PlantedData
+) -> None:
+    item_ids = encoded.item_ids
+    vectors = cooccurrence_embeddings(encoded, 8).numpy()
     assert vectors.shape == (len(item_ids), 8)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     cosine = unit @ unit.T
@@ -147,7 +165,7 @@ def test_cooccurrence_embeddings_put_co_picked_clusters_together(planted: Plante
     assert cosine[same].mean() > cosine[other].mean() + 0.2, (
         cosine[same].mean(), cosine[other].mean()
     )
-    again = cooccurrence_embeddings(planted.table, item_ids, 8).numpy()
+    again = cooccurrence_embeddings(encoded, 8).numpy()
     assert np.array_equal(vectors, again)
 
 
@@ -158,9 +176,10 @@ def test_training_data_too_thin_to_validate_is_refused_clearly() -> None:
         ratings=np.array([5, 4, 3, 2, 1], np.float32),
         timestamps=np.arange(5, dtype=np.int64),
     )
-    item_ids = IdMap.from_values(table.items)
     with pytest.raises(DataError, match="at least 4 ratings"):
-        train_ranker(table, item_ids, torch.zeros(3, 4), SMALL_RANK, progress=False)
+        train_ranking_model(
+            EncodedRatings.encode(table), torch.zeros(3, 4), SCALE, SMALL_RANK, progress=False
+        )
 
 
 def test_item_knn_scores_what_is_co_rated_with_the_history() -> None:

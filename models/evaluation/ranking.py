@@ -1,7 +1,7 @@
 """Top-N metrics over whole-catalogue rankings, and the protocol that produces them.
 
-Protocol (seed 001's, and what `/v1/rank` faces): each user's last n ratings by time are
-held out; every item the user has not rated in training is ranked; the held-out items (or
+Protocol (Lake et al., 2019, and what `/v1/rank` faces): each user's last n ratings by time
+are held out; every item the user has not rated in training is ranked; the held-out items (or
 the held-out items rated at least `min_rating`) are the relevant ones. Binary relevance:
     NDCG@k    DCG of the top k over the DCG of an ideal top k (min(k, |relevant|) hits)
     Recall@k  hits in the top k over min(k, |relevant|)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.deps import KnownQuery, ReadAccess, RecommenderDep
 from service.http_errors import ERROR_RESPONSES
-from service.routes.render import ranked_items
+from service.routes.render import new_ratings, ranked_items
 from service.schemas import ItemScore, RankRequest, RankResponse, ScoreRequest, ScoreResponse
 
 router = APIRouter(
@@ -16,28 +16,29 @@ router = APIRouter(
 
 @router.post("/score", response_model=ScoreResponse)
 async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
-    ratings = await rec.ratings_for(body.user_id, body.ratings)
-    predicted = await rec.score(ratings, body.item_ids)
+    inline = None if body.ratings is None else new_ratings(body.ratings)
+    scored = await rec.score(body.user_id, inline, body.item_ids)
     return ScoreResponse(
         scores=[
             ItemScore(item_id=i, predicted_rating=float(p))
-            for i, p in zip(body.item_ids, predicted, strict=True)
+            for i, p in zip(body.item_ids, scored.predicted_ratings, strict=True)
         ],
-        cold_start=rec.is_cold_start(ratings),
+        cold_start=scored.cold_start,
         model_version=rec.version,
     )
 
 
 @router.post("/rank", response_model=RankResponse)
 async def rank(body: RankRequest, rec: RecommenderDep) -> RankResponse:
-    """Top k items. Without `candidates`, the whole catalogue (README, Retrieval)."""
-    ratings = await rec.ratings_for(body.user_id, body.ratings)
+    """Top k items. Without `candidates`, the whole catalogue (docs/architecture.md)."""
+    inline = None if body.ratings is None else new_ratings(body.ratings)
     ranked = await rec.rank(
-        ratings, body.candidates, body.k, body.exclude_rated, body.explain, body.order
+        body.user_id, inline, body.candidates, body.k, body.exclude_rated, body.explain,
+        body.order,
     )
     return RankResponse(
-        items=ranked_items(rec, ranked),
+        items=ranked_items(ranked.items),
         order=body.order,
-        cold_start=rec.is_cold_start(ratings),
+        cold_start=ranked.cold_start,
         model_version=rec.version,
     )

@@ -1,4 +1,5 @@
-"""Trains the ranking scorer (seed 001) on frozen item embeddings: predict the future.
+"""Trains the ranking model (Lake et al., 2019) on frozen item embeddings: predict the
+future.
 
 Each example cuts one user's timeline at a random point: the items before the cut
 (newest `max_history`) are the history, the next `horizon` items are the positives. Two
@@ -6,7 +7,7 @@ objectives:
 - "softmax" (default): a softmax over the whole catalogue with the positives as a
   multi-label target (the history's own items masked out). For catalogues of thousands of
   items this is cheap, and it measured far better on ML-100K (README, *Ranking*).
-- "sampled": the seed's logistic loss, positives against `negatives` items drawn from the
+- "sampled": the paper's logistic loss, positives against `negatives` items drawn from the
   training popularity raised to `negative_power`, positives and negatives weighted equally.
   Its cost does not grow with the catalogue.
 Early stopping watches NDCG@10 on held-out validation users' last `horizon` items, the same
@@ -25,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.data.table import DataError, IdMap, RatingScale, RatingTable
-from models.inference import History, resolve_device
-from models.ranker import AttentionRanker, RankerConfig
-from models.ranking_inference import catalogue_scores
-from models.ranking_metrics import RankingTask, evaluate_ranking
-from models.train import UserTimelines
+from models.data.encoded import EncodedRatings, UserTimelines
+from models.data.table import DataError, RatingScale
+from models.evaluation.ranking import RankingTask, evaluate_ranking
+from models.history import History
+from models.inference.device import resolve_device
+from models.inference.scoring import catalogue_scores
+from models.networks.ranking import RankingModel, RankingModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +40,22 @@ MIN_VALIDATION_HISTORY = 4  # a validation user keeps at least 2 items to train 
 
 
 @dataclass(frozen=True)
-class RankerTrainConfig:
-    """Everything that decides a ranker training run; saved in the artifact manifest."""
+class RankingTrainConfig:
+    """Everything that decides a training run, the architecture nested as `model`; saved
+    in the artifact manifest."""
 
-    width: int = 64
-    hops: int = 2
-    ratings: bool = True
-    # Measured on ML-100K (README): the query output and recency each raised NDCG@10.
-    output: str = "query"  # "shared" phi (the seed) or "query": a map of the query item
-    recency: int = 50  # learned offsets for the newest positions (0: none, as in the seed)
+    model: RankingModelConfig = RankingModelConfig()
     lr: float = 1e-3
     batch_size: int = 64
     max_epochs: int = 20  # bounds training time; best epochs measured 4-16 on ML-100K
     patience: int = 4
     cuts_per_user: int = 4  # training examples per user per epoch
     horizon: int = 10  # positives after each cut, and the validation window
-    max_history: int = 200  # newest history items the ranker sees, in training and serving
     val_users: float = 0.2
-    grad_clip: float = 10.0  # as in the seed
-    objective: str = "softmax"  # or "sampled" (the seed's)
-    negatives: int = 100  # per example, for "sampled" (the seed's |N_u|)
-    negative_power: float = 0.75  # popularity smoothing of the negatives (the seed's gamma)
+    grad_clip: float = 10.0  # as in the paper
+    objective: str = "softmax"  # or "sampled" (the paper's)
+    negatives: int = 100  # per example, for "sampled" (the paper's |N_u|)
+    negative_power: float = 0.75  # popularity smoothing of the negatives (the paper's gamma)
     seed: int = 0
     device: str = "auto"
 
@@ -67,8 +64,8 @@ class RankerTrainConfig:
 
 
 @dataclass
-class RankerTrainResult:
-    model: AttentionRanker
+class RankingTrainResult:
+    model: RankingModel
     best_epoch: int
     validation_ndcg: float
     epochs: list[dict]
@@ -76,51 +73,30 @@ class RankerTrainResult:
     device: str
 
 
-def train_ranker(
-    table: RatingTable,
-    item_ids: IdMap,
+def train_ranking_model(
+    data: EncodedRatings,
     item_embeddings: torch.Tensor,
-    config: RankerTrainConfig = RankerTrainConfig(),
     scale: RatingScale = RatingScale(),
+    config: RankingTrainConfig = RankingTrainConfig(),
     progress: bool = True,
-) -> RankerTrainResult:
-    """Fits a ranker over `item_embeddings` (frozen; rows in item_ids order)."""
+) -> RankingTrainResult:
+    """Fits a ranking model over `item_embeddings` (frozen; rows in data.item_ids order)."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
-    known = np.fromiter((i in item_ids for i in table.items.tolist()), bool, len(table))
-    table = table.take(known)
-    user_ids = IdMap.from_values(table.users)
-    timelines = UserTimelines(
-        user_ids.encode(table.users),
-        item_ids.encode(table.items),
-        table.ratings.astype(np.float32),
-        table.timestamps,
-        len(user_ids),
-    )
+    timelines = data.timelines
     lengths = timelines.lengths.copy()
     val_task = _validation_task(timelines, lengths, config, rng)
     trainable = np.flatnonzero(lengths >= 2)
+    n_items = len(data.item_ids)
 
-    ranker_config = RankerConfig(
-        n_items=len(item_ids),
-        embedding_dim=int(item_embeddings.shape[1]),
-        width=config.width,
-        hops=config.hops,
-        ratings=config.ratings,
-        output=config.output,
-        recency=config.recency,
-        rating_low=scale.low,
-        rating_step=scale.step,
-        rating_levels=scale.levels,
-    )
-    model = AttentionRanker(ranker_config, item_embeddings).to(device)
+    model = RankingModel(config.model, item_embeddings, scale).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     if config.objective == "softmax":
-        objective = _CatalogueSoftmax(len(item_ids), device)
+        objective = _CatalogueSoftmax(n_items, device)
     elif config.objective == "sampled":
-        objective = _SampledLogistic(timelines, lengths, len(item_ids), config, device)
+        objective = _SampledLogistic(timelines, lengths, n_items, config, device)
     else:
         raise ValueError(f"unknown ranker objective {config.objective!r}")
 
@@ -155,7 +131,7 @@ def train_ranker(
     model.load_state_dict(best_state)
     model.eval()
     best = max(epochs, key=lambda e: e["val_ndcg"])
-    return RankerTrainResult(
+    return RankingTrainResult(
         model=model,
         best_epoch=best["epoch"],
         validation_ndcg=best["val_ndcg"],
@@ -172,7 +148,7 @@ class _CatalogueSoftmax:
         self.all_items = torch.arange(n_items, device=device)
 
     def loss(
-        self, model: AttentionRanker, hist_items: torch.Tensor, hist_ratings: torch.Tensor,
+        self, model: RankingModel, hist_items: torch.Tensor, hist_ratings: torch.Tensor,
         hist_mask: torch.Tensor, positives: torch.Tensor, positive_mask: torch.Tensor,
     ) -> torch.Tensor:
         scores = model(hist_items, hist_ratings, hist_mask, self.all_items).score  # (B, N)
@@ -185,13 +161,13 @@ class _CatalogueSoftmax:
 
 
 class _SampledLogistic:
-    """The seed's loss: log sigma(score) over the positives plus log(1 - sigma(score)) over
+    """The paper's loss: log sigma(score) over the positives plus log(1 - sigma(score)) over
     negatives drawn from popularity^power, each side averaged, so both weigh half whatever
     their counts. A negative that is one of the example's positives is dropped."""
 
     def __init__(
         self, timelines: UserTimelines, lengths: np.ndarray, n_items: int,
-        config: RankerTrainConfig, device: torch.device,
+        config: RankingTrainConfig, device: torch.device,
     ):
         observed = np.arange(timelines.items.shape[1])[None, :] < lengths[:, None]
         counts = np.bincount(timelines.items[observed], minlength=n_items)
@@ -201,7 +177,7 @@ class _SampledLogistic:
         self.negatives = config.negatives
 
     def loss(
-        self, model: AttentionRanker, hist_items: torch.Tensor, hist_ratings: torch.Tensor,
+        self, model: RankingModel, hist_items: torch.Tensor, hist_ratings: torch.Tensor,
         hist_mask: torch.Tensor, positives: torch.Tensor, positive_mask: torch.Tensor,
     ) -> torch.Tensor:
         drawn = torch.multinomial(self.noise, positives.shape[0] * self.negatives, True)
@@ -221,7 +197,7 @@ class _SampledLogistic:
 
 
 def _validation_task(
-    timelines: UserTimelines, lengths: np.ndarray, config: RankerTrainConfig,
+    timelines: UserTimelines, lengths: np.ndarray, config: RankingTrainConfig,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, RankingTask]:
     """Picks validation users and shortens their timelines in place (`lengths`): their
@@ -246,10 +222,10 @@ def _validation_task(
 
 
 def _validation_ndcg(
-    model: AttentionRanker,
+    model: RankingModel,
     timelines: UserTimelines,
     val_task: tuple[np.ndarray, RankingTask],
-    config: RankerTrainConfig,
+    config: RankingTrainConfig,
     device: torch.device,
 ) -> float:
     users, task = val_task
@@ -259,7 +235,7 @@ def _validation_ndcg(
             History(task.seen[p], timelines.ratings[users[p], : len(task.seen[p])])
             for p in positions
         ]
-        return catalogue_scores(model, histories, config.max_history, device)
+        return catalogue_scores(model, histories, device)
 
     return evaluate_ranking(task, score)["ndcg"]
 
@@ -267,7 +243,7 @@ def _validation_ndcg(
 def _length_bucketed_batches(
     trainable: np.ndarray,
     lengths: np.ndarray,
-    config: RankerTrainConfig,
+    config: RankingTrainConfig,
     rng: np.random.Generator,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """One epoch of (users, cuts) batches: a random cut per example (1..n-1: at least one
@@ -276,7 +252,7 @@ def _length_bucketed_batches(
     shuffled."""
     users = rng.permutation(np.repeat(trainable, config.cuts_per_user))
     cuts = rng.integers(1, lengths[users])
-    history_length = np.minimum(cuts, config.max_history)
+    history_length = np.minimum(cuts, config.model.max_history)
     chunk = config.batch_size * 16
     batches = []
     for start in range(0, len(users), chunk):
@@ -295,12 +271,12 @@ def _examples(
     lengths: np.ndarray,
     users: np.ndarray,
     cuts: np.ndarray,
-    config: RankerTrainConfig,
+    config: RankingTrainConfig,
     device: torch.device,
 ) -> tuple[torch.Tensor, ...]:
     """(history items, ratings, mask, positives, positive mask) for cuts of timelines."""
     n = lengths[users]
-    starts = np.maximum(0, cuts - config.max_history)
+    starts = np.maximum(0, cuts - config.model.max_history)
     width = int((cuts - starts).max())
     offsets = np.arange(width)
     hist_pos = starts[:, None] + offsets[None, :]

@@ -1,8 +1,7 @@
-"""The one batched inference function: the seam between the model and everything else.
+"""A user's history as the models see it, and the padding that batches many of them.
 
-Evaluation, the service's micro-batcher and its explanations all call `predict`; nothing
-else reaches into the network. Inference is deterministic: a history is used whole up to a
-cap, newest items kept, never sampled.
+Ids are strings outside the models; here an item is a dense index into the artifact's item
+order. Training, evaluation, inference and the service all pass histories in this form.
 """
 
 from __future__ import annotations
@@ -13,15 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-
-from models.network import AttentiveScorer, ScorerOutput
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` is CUDA when present, else the CPU; any other name is passed to torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @dataclass(frozen=True)
@@ -35,9 +25,16 @@ class History:
         return History(self.items[-cap:], self.ratings[-cap:]) if len(self.items) > cap else self
 
     def without(self, position: int) -> History:
-        """This history with one entry left out (explanations measure what it contributed)."""
+        """This history with one entry left out (what a contribution is measured against)."""
         keep = np.arange(len(self.items)) != position
         return History(self.items[keep], self.ratings[keep])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def empty(cls) -> History:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,6 @@ class PaddedBatch:
     hist_mask: Tensor  # (H, L) bool
     targets: Tensor  # (H, C) long
     target_mask: Tensor  # (H, C) bool
-    context_mask: Tensor | None = None  # (H, C, L) bool: per-slot history subset (rating)
 
 
 def pad_batch(
@@ -59,8 +55,8 @@ def pad_batch(
 ) -> PaddedBatch:
     """Pads histories and target lists (one per history) into dense tensors.
 
-    An empty history gets one masked slot so shapes stay valid; the scorer then uses the
-    default user embedding.
+    An empty history gets one masked slot so shapes stay valid; the models then use their
+    default user.
     """
     h = len(histories)
     length = max(1, max(len(x.items) for x in histories))
@@ -85,34 +81,3 @@ def pad_batch(
         as_tensor(target_items),
         as_tensor(target_mask),
     )
-
-
-@torch.inference_mode()
-def predict(model: AttentiveScorer, batch: PaddedBatch) -> ScorerOutput:
-    """(histories, targets) -> predicted ratings (H, C) and attention (H, C, L).
-
-    Padded target slots hold meaningless values; callers read only the first len(targets)
-    of each row.
-    """
-    return model(
-        batch.hist_items,
-        batch.hist_ratings,
-        batch.hist_mask,
-        batch.targets,
-        batch.target_mask,
-        batch.context_mask,
-    )
-
-
-def predict_ratings(
-    model: AttentiveScorer,
-    histories: Sequence[History],
-    targets: Sequence[np.ndarray],
-    max_context: int,
-    device: torch.device | str = "cpu",
-) -> list[np.ndarray]:
-    """Convenience over `predict`: one float32 array of ratings per history, on the CPU."""
-    capped = [h.newest(max_context) for h in histories]
-    out = predict(model, pad_batch(capped, targets, device))
-    ratings = out.rating.float().cpu().numpy()
-    return [ratings[row, : len(t)] for row, t in enumerate(targets)]

@@ -1,0 +1,1 @@
+"""Inference: the `Predictor` seam over an artifact, and the batched passes beneath it."""

@@ -1,0 +1,52 @@
+"""Helpers shared by tests: an in-process client, Redis snapshots, free ports, and the
+planted users' ratings and histories. Fixtures live in the conftest files."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import redis
+
+from models.data.synthetic import PlantedData
+from service.app import create_app
+from service.settings import Settings
+
+
+async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app built from `settings`, inside its lifespan (no network)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://because") as c:
+            yield c
+
+
+def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key of this test and its value (histories are strings, rate-limit buckets
+    hashes): what 'nothing changed' is checked against."""
+    return {
+        k: raw.hgetall(k) if raw.type(k) == "hash" else raw.get(k)
+        for k in sorted(raw.scan_iter(f"{prefix}:*"))
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def liked_and_disliked(planted: PlantedData, user: int = 0) -> tuple[list[str], list[str]]:
+    likes = planted.user_likes[user]
+    liked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if likes[c]]
+    disliked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if not likes[c]]
+    return liked, disliked
+
+
+def as_ratings(liked: list[str], disliked: list[str]) -> list[dict]:
+    """Liked items rated 5, disliked 1; the dislikes are the newest."""
+    return [{"item_id": i, "rating": 5, "timestamp": 10 + n} for n, i in enumerate(liked)] + [
+        {"item_id": i, "rating": 1, "timestamp": 100 + n} for n, i in enumerate(disliked)
+    ]

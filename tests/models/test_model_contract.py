@@ -1,0 +1,186 @@
+"""The contract both models keep, one suite run over each: batched == single, saved ==
+loaded, deterministic, an empty history is served, a target never attends to itself, and a
+leave-one-out contribution equals really removing the item."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.artifact import load_artifact
+from models.data.encoded import EncodedRatings
+from models.data.synthetic import PlantedData
+from models.evaluation.rating import histories_by_user
+from models.history import History, pad_batch
+from models.inference.contributions import (
+    Contributions,
+    ranking_contributions,
+    rating_contributions,
+)
+from models.inference.predictor import ExplainJob, Predictor
+from models.inference.scoring import predict_ratings, rating_output
+from models.training.ranking import RankingTrainResult
+from models.training.rating import RatingTrainResult
+
+CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One model behind the calls the contract needs."""
+
+    name: str
+    model: torch.nn.Module
+    scores: Callable[[list[History], list[np.ndarray]], list[np.ndarray]]
+    attention: Callable[[History, np.ndarray], np.ndarray]  # (C, L)
+    contributions: Callable[[History, np.ndarray, np.ndarray], Contributions]
+
+
+def rating_subject(model: torch.nn.Module) -> Subject:
+    def attention(history: History, targets: np.ndarray) -> np.ndarray:
+        out = rating_output(model, pad_batch([history], [targets]))
+        return out.attention[0, :, : len(history)].numpy()
+
+    return Subject(
+        "rating",
+        model,
+        lambda histories, targets: predict_ratings(model, histories, targets),
+        attention,
+        lambda history, targets, positions: rating_contributions(
+            model, history, targets, positions, CPU
+        ),
+    )
+
+
+def ranking_subject(model: torch.nn.Module) -> Subject:
+    with torch.inference_mode():
+        item_side = model.item_side()
+
+    def scores(histories: list[History], targets: list[np.ndarray]) -> list[np.ndarray]:
+        capped = [h.newest(model.config.max_history) for h in histories]
+        with torch.inference_mode():
+            batch = pad_batch(capped, targets)
+            out = model.score(
+                batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets, item_side
+            ).numpy()
+        return [out[row, : len(t)] for row, t in enumerate(targets)]
+
+    def attention(history: History, targets: np.ndarray) -> np.ndarray:
+        batch = pad_batch([history], [targets])
+        with torch.inference_mode():
+            out = model(batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+        return out.attention[0, :, : len(history)].numpy()
+
+    return Subject(
+        "ranking",
+        model,
+        scores,
+        attention,
+        lambda history, targets, positions: ranking_contributions(
+            model, history, targets, positions, CPU, item_side
+        ),
+    )
+
+
+@pytest.fixture(params=["rating", "ranking"])
+def subject(
+    request: pytest.FixtureRequest, trained: RatingTrainResult, ranked: RankingTrainResult
+) -> Subject:
+    if request.param == "rating":
+        return rating_subject(trained.model)
+    return ranking_subject(ranked.model)
+
+
+@pytest.fixture
+def histories(planted: PlantedData, encoded: EncodedRatings) -> list[History]:
+    """Eight planted users of different lengths, and an empty history."""
+    by_user = histories_by_user(planted.table, encoded.item_ids)
+    return [by_user[f"u{u}"].newest(5 + 7 * u) for u in range(8)] + [History.empty()]
+
+
+def targets_for(histories: list[History], n_items: int) -> list[np.ndarray]:
+    return [np.arange(i, i + 4 + 5 * i) % n_items for i in range(len(histories))]
+
+
+def test_batched_equals_single_and_repeats_exactly(
+    subject: Subject, histories: list[History]
+) -> None:
+    targets = targets_for(histories, subject.model.n_items)
+    together = subject.scores(histories, targets)
+    again = subject.scores(histories, targets)
+    for history, wanted, batched, repeat in zip(histories, targets, together, again, strict=True):
+        [alone] = subject.scores([history], [wanted])
+        np.testing.assert_array_equal(batched, repeat)
+        np.testing.assert_allclose(batched, alone, atol=1e-5)
+
+
+def test_saved_equals_loaded(
+    subject: Subject, histories: list[History], artifact_dir: Path
+) -> None:
+    artifact = load_artifact(artifact_dir)
+    loaded = artifact.rating_model if subject.name == "rating" else artifact.ranking_model
+    reloaded = rating_subject(loaded) if subject.name == "rating" else ranking_subject(loaded)
+    targets = targets_for(histories, subject.model.n_items)
+    for before, after in zip(
+        subject.scores(histories, targets), reloaded.scores(histories, targets), strict=True
+    ):
+        np.testing.assert_array_equal(before, after)
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_an_empty_history_is_served_the_same_for_everyone(subject: Subject) -> None:
+    empty = History.empty()
+    first, second = subject.scores([empty, empty], [np.array([0, 1]), np.array([1])])
+    assert np.isfinite(first).all()
+    assert first[1] == pytest.approx(second[0], abs=1e-6)
+    assert subject.attention(empty, np.array([0, 1])).sum() == 0.0
+
+
+def test_a_target_never_attends_to_itself(subject: Subject, histories: list[History]) -> None:
+    history = histories[3]
+    attention = subject.attention(history, history.items[[2, 5]])
+    assert attention[0, 2] == 0.0 and attention[1, 5] == 0.0
+    np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_leave_one_out_equals_really_removing_the_item(
+    subject: Subject, histories: list[History]
+) -> None:
+    history = histories[4]  # 33 items
+    targets = np.array([history.items[1], 7, 40, 99])  # the first is in the history
+    positions = np.array([0, 1, 5, len(history) - 1])
+    found = subject.contributions(history, targets, positions)
+    [whole] = subject.scores([history], [targets])
+    np.testing.assert_allclose(found.prediction, whole, atol=1e-5)
+    removed = subject.scores([history.without(int(p)) for p in positions], [targets] * 4)
+    expected = whole[:, None] - np.stack(removed, axis=1)  # (C, P)
+    np.testing.assert_allclose(found.contribution, expected, atol=1e-4)
+    np.testing.assert_allclose(
+        found.attention, subject.attention(history, targets)[:, positions], atol=1e-6
+    )
+
+
+def test_the_predictor_measures_only_what_each_model_reads(artifact_dir: Path) -> None:
+    """Positions are the history's own; the ranker reads its newest `max_history` items
+    (64 here), so positions are shifted onto that window and older ones are refused."""
+    predictor = Predictor(load_artifact(artifact_dir), CPU)
+    rng = np.random.default_rng(0)
+    long = History(rng.permutation(100), rng.integers(1, 6, 100).astype(np.float32))
+    window = long.newest(predictor.max_history)
+    targets = np.array([100, 110])
+    [found] = predictor.contributions([ExplainJob(long, targets, "ranking", np.array([99, 40]))])
+    assert found.history is window or np.array_equal(found.history.items, window.items)
+    shift = len(long) - len(window)
+    [direct] = predictor.contributions(
+        [ExplainJob(window, targets, "ranking", np.array([99, 40]) - shift)]
+    )
+    np.testing.assert_allclose(found.contribution, direct.contribution, atol=1e-6)
+    with pytest.raises(ValueError, match="newest 64"):
+        predictor.contributions([ExplainJob(long, targets, "ranking", np.array([0]))])
+    [every] = predictor.contributions([ExplainJob(long, targets, "rating")])
+    assert every.contribution.shape == (2, 100)  # the rating model reads up to 512

@@ -1,0 +1,135 @@
+"""The rating model on planted data: it learns more than biases, its attention falls on the
+target's cluster, new users are served without retraining; and its context sampling.
+What every model keeps (batched == single, ...) is in test_model_contract.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.data.encoded import EncodedRatings
+from models.data.splits import new_user_split, per_user_holdout
+from models.data.synthetic import PlantedData
+from models.data.table import RatingTable
+from models.evaluation.rating import histories_by_user, rmse
+from models.evaluation.rating_baselines import BiasBaseline
+from models.history import History, pad_batch
+from models.inference.scoring import predict_ratings, rating_output
+from models.networks.rating import RatingModelConfig
+from models.training.rating import (
+    RatingTrainConfig,
+    RatingTrainResult,
+    _sample_context,
+    train_rating_model,
+)
+from tests.conftest import SCALE, SMALL_TRAIN
+
+
+def fit(table: RatingTable) -> tuple[RatingTrainResult, EncodedRatings]:
+    data = EncodedRatings.encode(table)
+    return train_rating_model(data, SCALE, SMALL_TRAIN, progress=False), data
+
+
+def predict_table(
+    result: RatingTrainResult, data: EncodedRatings, histories: dict[str, History],
+    test: RatingTable,
+) -> np.ndarray:
+    pred = np.empty(len(test))
+    for user in np.unique(test.users):
+        rows = np.flatnonzero(test.users == user)
+        [p] = predict_ratings(
+            result.model,
+            [histories.get(str(user), History.empty())],
+            [data.item_ids.encode(test.items[rows])],
+        )
+        pred[rows] = p
+    return pred
+
+
+def test_learns_more_than_user_and_item_biases(planted: PlantedData) -> None:
+    past, test = per_user_holdout(planted.table, 0.2, seed=3)
+    result, data = fit(past)
+    histories = histories_by_user(past, data.item_ids)
+    ours = rmse(predict_table(result, data, histories, test), test.ratings)
+    biases = rmse(BiasBaseline().fit(past).predict(test.users, test.items), test.ratings)
+    assert ours < 0.8 * biases, (ours, biases)
+
+
+def test_attention_falls_on_the_target_cluster(
+    planted: PlantedData, encoded: EncodedRatings, trained: RatingTrainResult
+) -> None:
+    cluster_of = {f"i{i}": c for i, c in enumerate(planted.item_cluster)}
+    item_ids = encoded.item_ids
+    histories = histories_by_user(planted.table, item_ids)
+    masses, shares = [], []
+    for history in list(histories.values())[:60]:
+        clusters = np.array([cluster_of[i] for i in item_ids.decode(history.items)])
+        rated = set(history.items.tolist())
+        for c in range(len(planted.user_likes[0])):
+            candidates = [
+                item_ids.index(i)
+                for i, k in cluster_of.items()
+                if k == c and item_ids.index(i) not in rated
+            ]
+            if not candidates or not (clusters == c).any():
+                continue
+            batch = pad_batch([history], [np.array(candidates[:1])])
+            attention = rating_output(trained.model, batch).attention[0, 0].numpy()
+            masses.append(attention[: len(clusters)][clusters == c].sum())
+            shares.append((clusters == c).mean())
+    assert len(masses) > 100
+    # Attention concentrates on the target's cluster far beyond its share of the history.
+    assert np.mean(masses) > 0.6, np.mean(masses)
+    assert np.mean(masses) > 2 * np.mean(shares)
+
+
+def test_new_users_are_served_from_their_ratings_alone(planted: PlantedData) -> None:
+    split = new_user_split(planted.table, fraction=0.2, min_ratings=10, seed=1)
+    result, data = fit(split.train)
+    assert not set(split.revealed.users) & set(split.train.users)
+    revealed = histories_by_user(split.revealed, data.item_ids)
+    hidden = split.hidden
+    with_history = rmse(predict_table(result, data, revealed, hidden), hidden.ratings)
+    default_user = rmse(predict_table(result, data, {}, hidden), hidden.ratings)
+    assert with_history < 0.7 * default_user, (with_history, default_user)
+
+
+def test_context_sampling_excludes_the_target_and_never_repeats() -> None:
+    items = torch.tensor([[5, 6, 7, 8, 9, 0], [1, 2, 0, 0, 0, 0]])
+    ratings = torch.ones_like(items, dtype=torch.float32)
+    lengths = torch.tensor([5, 2])
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        got, _, mask, _ = _sample_context(
+            torch.tensor([0, 1]), torch.tensor([7, 2]), items, ratings, lengths, 3, rng
+        )
+        first = got[0][mask[0]].tolist()
+        assert len(first) == 3 and len(set(first)) == 3 and 7 not in first
+        assert set(first) <= {5, 6, 8, 9}
+        assert got[1][mask[1]].tolist() == [1]
+
+
+def test_context_sampling_with_a_minimum_keeps_every_size_in_its_range() -> None:
+    items = torch.arange(1, 41)[None, :].repeat(2, 1)
+    ratings = torch.ones_like(items, dtype=torch.float32)
+    lengths = torch.tensor([40, 40])
+    rng = torch.Generator().manual_seed(0)
+    sizes = set()
+    for _ in range(200):
+        got, _, mask, _ = _sample_context(
+            torch.tensor([0, 1]), torch.tensor([3, 4]), items, ratings, lengths, 8, rng, 2
+        )
+        for row, target in enumerate((3, 4)):
+            kept = got[row][mask[row]].tolist()
+            assert len(set(kept)) == len(kept) and target not in kept
+            sizes.add(len(kept))
+    assert sizes == set(range(2, 9))
+
+
+def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> None:
+    def head(name: str, **kw: object) -> RatingTrainConfig:
+        return RatingTrainConfig(model=RatingModelConfig(head=name), **kw)
+
+    assert head("dot").shortest_context == 1
+    assert head("mlp2").shortest_context == RatingTrainConfig().train_context
+    assert head("mlp1", train_context_min=8).shortest_context == 8
