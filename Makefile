@@ -9,7 +9,7 @@ ARTIFACT ?= var/artifacts/ml-100k
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install test lint serve demo-artifact clean bench-install bench-quality bench-serve
+.PHONY: install test test-fast lint serve demo-artifact clean bench-install bench-quality bench-serve
 
 $(BIN)/because: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest -q
+
+# The fast lane while editing: everything but the tests marked slow (under a minute).
+test-fast: install lint
+	$(BIN)/pytest -q -m "not slow"
 
 $(ARTIFACT)/manifest.json: | install
 	$(BIN)/because data fetch movielens-100k --dest $(DATA_DIR)

@@ -31,6 +31,7 @@ def test_serve_passes_host_port_and_artifact_to_uvicorn(
     assert app.title and app.state is not None
 
 
+@pytest.mark.slow
 def test_serving_imports_no_training_code(artifact_dir: Path, tmp_path: Path) -> None:
     """`because serve` builds the app in a fresh interpreter without loading any module of
     models.training (nor the evaluation code and its baselines)."""
@@ -62,6 +63,7 @@ def test_scoring_threads_leave_the_event_loop_a_core(monkeypatch: pytest.MonkeyP
     assert Settings(torch_threads=2).scoring_threads == 2
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`because train` on a small CSV writes an artifact `because evaluate` can read."""
     ratings = tmp_path / "ratings.csv"

@@ -43,6 +43,7 @@ def test_metrics_on_a_hand_made_ranking() -> None:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["softmax", "sampled"])
 def test_ranker_predicts_the_future_better_than_popularity(objective: str) -> None:
     # Users pick their liked clusters 8x as often: what comes next is predictable from the

@@ -5,6 +5,7 @@ What every model keeps (batched == single, ...) is in test_model_contract.py."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from models.data.encoded import EncodedRatings
@@ -46,6 +47,7 @@ def predict_table(
     return pred
 
 
+@pytest.mark.slow
 def test_learns_more_than_user_and_item_biases(planted: PlantedData) -> None:
     past, test = per_user_holdout(planted.table, 0.2, seed=3)
     result, data = fit(past)
@@ -83,6 +85,7 @@ def test_attention_falls_on_the_target_cluster(
     assert np.mean(masses) > 2 * np.mean(shares)
 
 
+@pytest.mark.slow
 def test_new_users_are_served_from_their_ratings_alone(planted: PlantedData) -> None:
     split = new_user_split(planted.table, fraction=0.2, min_ratings=10, seed=1)
     result, data = fit(split.train)

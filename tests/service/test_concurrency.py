@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import numpy as np
+import pytest
 import redis
 
 from models.data.synthetic import PlantedData
@@ -34,6 +35,7 @@ class Write:
     acked: int  # ... and when its 200 came back
 
 
+@pytest.mark.slow
 async def test_concurrent_writers_leave_the_last_acknowledged_ratings(
     settings: Settings, raw_redis: redis.Redis, key_prefix: str
 ) -> None:

@@ -34,6 +34,8 @@ CASES = [
     if has_inputs or mode is GenerationMode.POSITIVE
 ]
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(("method", "path", "mode", "has_inputs"), CASES)
 def test_fuzzed_requests(

