@@ -12,10 +12,12 @@ served forward alone), for 1000 candidates and for the whole catalogue, at torch
 thread count (the fastest here; the service itself scores on cores - 1 threads). Then the
 service restarted with micro-batching off (BECAUSE_BATCH_MAX_SIZE=1) for the throughput
 ratio, and single-client /v1/rank latency against history length and candidate count.
+The cost of explanations: one client, /v1/rank over the whole catalogue, k = 10, the bench
+users' 128-item histories, requests with and without `explain` alternated.
 
     make bench-serve
     .venv/bin/python -m bench.serve_load --artifact var/artifacts/ml-100k \
-        --ratings var/data/movielens-100k/ml-100k.inter
+        --ratings var/data/movielens-100k/ml-100k.inter [--concurrency 1 32]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import httpx
 import numpy as np
 import torch
 
-from bench.latency import timed
+from bench.latency import percentiles, timed
 from bench.record import append_result
 from bench.report import non_2xx_cell
 from models.artifact import load_artifact
@@ -233,6 +235,27 @@ def compute_floor(artifact_dir: Path, histories: list[History], candidates: np.n
     }
 
 
+def explain_cost(url: str, users: list[str], repeats: int = 100, warmup: int = 10) -> dict:
+    """Single client, whole-catalogue /v1/rank with k = 10, without and with `explain`,
+    alternated request by request so that both see the same machine."""
+    plain: list[float] = []
+    explained: list[float] = []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for n in range(warmup + repeats):
+            user = users[n % len(users)]
+            for explain, samples in ((False, plain), (True, explained)):
+                started = time.perf_counter()
+                response = http.post("/v1/rank", json={"user_id": user, "k": 10,
+                                                       "explain": explain})
+                elapsed = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                if n >= warmup:
+                    samples.append(elapsed)
+    without, with_reasons = percentiles(plain), percentiles(explained)
+    return {"without": without, "with": with_reasons,
+            "p50_ratio": with_reasons["p50_ms"] / without["p50_ms"]}
+
+
 def growth(url: str, items: list[str], rng: random.Random) -> dict[str, dict]:
     """Single-client /v1/rank p50 against history length and candidate count."""
     out: dict[str, dict] = {"history_length": {}, "candidates": {}}
@@ -262,6 +285,8 @@ def main() -> None:
     parser.add_argument("--ratings", type=Path,
                         default=Path("var/data/movielens-100k/ml-100k.inter"))
     parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY),
+                        help="wrk connections to run at (batching off: those >= 32)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
@@ -295,7 +320,9 @@ def main() -> None:
                     for user, ratings in users.items():
                         http.post(f"/v1/users/{user}/ratings",
                                   json={"ratings": ratings}).raise_for_status()
-                for c in CONCURRENCY:
+                explained = explain_cost(service_url, list(users))
+                print("explanations", explained, flush=True)
+                for c in args.concurrency:
                     wrk(floor_url, floor_specs, c, 2, folder)  # warm-up
                     results.setdefault("floor: HTTP + Redis GET", {})[c] = wrk(
                         floor_url, floor_specs, c, args.seconds, folder)
@@ -308,7 +335,7 @@ def main() -> None:
             batching_off = {}
             with process(serve, {**env, "BECAUSE_BATCH_MAX_SIZE": "1"}, log,
                          f"{service_url}/readyz"):
-                for c in (32, 128):
+                for c in [c for c in args.concurrency if c >= 32]:
                     specs = cases["POST /v1/rank (1000 candidates)"]
                     wrk(service_url, specs, c, 2, folder)
                     batching_off[c] = service_wrk(service_url, specs, c, args.seconds, folder)
@@ -325,18 +352,19 @@ def main() -> None:
     candidates = np.array(sorted(rng.sample(range(len(items)), 1000)), np.int64)
     compute = {"1000 candidates": compute_floor(args.artifact, histories, candidates),
                "whole catalogue": compute_floor(args.artifact, histories, None)}
-    report(results, batching_off, compute, growth_figures)
+    report(results, batching_off, compute, growth_figures, explained)
     for cause, count in unavailable.items():
         print(f"503 x {count}: {cause}")
     path = append_result("serve", {
         "seconds_per_run": args.seconds, "history_length": HISTORY, "load": results,
         "batching_off": batching_off, "compute_floor": compute, "growth": growth_figures,
-        "store_unavailable_causes": unavailable,
+        "store_unavailable_causes": unavailable, "explanations": explained,
     })
     print(f"appended to {path}")
 
 
-def report(results: dict, batching_off: dict, compute: dict, growth_figures: dict) -> None:
+def report(results: dict, batching_off: dict, compute: dict, growth_figures: dict,
+           explained: dict) -> None:
     floor = results["floor: HTTP + Redis GET"]
     print(f"\n{BENCH_USERS} users with {HISTORY} ratings; wrk, one thread, keep-alive")
     print("| endpoint | concurrency | p50 ms | p95 ms | p99 ms | req/s | non-2xx |")
@@ -358,6 +386,9 @@ def report(results: dict, batching_off: dict, compute: dict, growth_figures: dic
     for c, off in batching_off.items():
         print(f"micro-batching at concurrency {c}: {on[c]['per_second']:.0f} req/s on, "
               f"{off['per_second']:.0f} off: x{on[c]['per_second'] / off['per_second']:.2f}")
+    print(f"/v1/rank whole catalogue, k = 10, one client: p50 {explained['with']['p50_ms']:.2f} ms "
+          f"with explain, {explained['without']['p50_ms']:.2f} ms without: "
+          f"x{explained['p50_ratio']:.2f}; goal <= x1.5")
     for axis, by_value in growth_figures.items():
         cells = ", ".join(f"{v}: {f['p50_ms']:.2f}" for v, f in by_value.items())
         print(f"/v1/rank p50 ms by {axis}: {cells}")

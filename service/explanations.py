@@ -47,15 +47,30 @@ class Explainer:
         self._batcher = batcher
         self._catalogue = catalogue
 
-    async def reasons(
-        self, history: History, targets: np.ndarray, model: ModelName, k: int
-    ) -> tuple[np.ndarray, list[list[Reason]]]:
-        """For each target, its prediction by `model` (C,) and the k history items that
-        raise it most: one batched call on the scoring thread for all the targets."""
+    async def contributions(
+        self, history: History, targets: np.ndarray, model: ModelName
+    ) -> Contributions:
+        """Contributions to `model`'s prediction for each target: one batched call on
+        the scoring thread."""
         [found] = await self._batcher.call(
             self._predictor.contributions, [ExplainJob(history, targets, model)]
         )
-        return found.prediction, [self._top(found, row, k) for row in range(len(targets))]
+        return found
+
+    def reasons(self, found: Contributions, k: int) -> list[list[Reason]]:
+        """For each target, the k history items that raise its prediction most, most first."""
+        order = np.argsort(-found.contribution, axis=1, kind="stable")[:, :k]  # (C, k)
+        items = found.history.items[found.positions].tolist()
+        ratings = found.history.ratings[found.positions].tolist()
+        attention, contribution = found.attention.tolist(), found.contribution.tolist()
+        return [
+            [
+                Reason(self._catalogue.item(items[j]), ratings[j], attention[row][j],
+                       contribution[row][j])
+                for j in order[row].tolist()
+            ]
+            for row in range(len(order))
+        ]
 
     async def carousel_rows(
         self, history: History, anchors: list[int], pool: np.ndarray, top: np.ndarray, k: int
@@ -72,20 +87,3 @@ class Explainer:
             CarouselRow(position, top[(owner == a) & owes][:k])
             for a, position in enumerate(anchors)
         ]
-
-    def _top(self, found: Contributions, row: int, k: int) -> list[Reason]:
-        """The k history items that raise target `row` most, most first."""
-        order = np.argsort(-found.contribution[row], kind="stable")[:k]
-        history = found.history
-        reasons = []
-        for j in order.tolist():
-            position = int(found.positions[j])
-            reasons.append(
-                Reason(
-                    self._catalogue.item(int(history.items[position])),
-                    float(history.ratings[position]),
-                    float(found.attention[row, j]),
-                    float(found.contribution[row, j]),
-                )
-            )
-        return reasons

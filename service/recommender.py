@@ -15,7 +15,7 @@ import numpy as np
 
 from models.artifact import Artifact
 from models.history import History
-from models.inference.predictor import Predictor, ScoreJob, ScoreResult, best_first
+from models.inference.predictor import Predictor, ScoreJob, ScoreResult
 from service.batcher import MicroBatcher
 from service.catalogue import Item, ItemCatalogue
 from service.explanations import Explainer, Reason
@@ -151,19 +151,16 @@ class Recommender:
         if len(pool) == 0:
             return RankedList([], len(history) == 0)
         by_ranking = order == "ranking"
-        result = await self._batcher.submit(ScoreJob(history, pool, by_ranking, rate_top=k))
+        job = ScoreJob(history, pool, by_ranking, rate_top=k, explain=explain)
+        result = await self._batcher.submit(job)
         score = result.ranking if by_ranking else result.ratings
-        top = result.best[:k] if by_ranking else best_first(pool, score, k)
-        because: list[list[Reason] | None] = [None] * len(top)
-        if explain and len(top):
-            model = "ranking" if by_ranking else "rating"
-            _, because = await self._explainer.reasons(
-                history, pool[top], model, self._settings.explain_items
-            )
+        because: list[list[Reason] | None] = [None] * len(result.best)
+        if result.contributions is not None:
+            because = self._explainer.reasons(result.contributions, self._settings.explain_items)
         items = [
             Ranked(self._catalogue.item(int(pool[i])), float(score[i]),
                    float(result.ratings[i]), reasons)
-            for i, reasons in zip(top, because, strict=True)
+            for i, reasons in zip(result.best, because, strict=True)
         ]
         return RankedList(items, len(history) == 0)
 
@@ -174,10 +171,11 @@ class Recommender:
         self.limits.check_k(k)
         target = self._catalogue.index(item_id)
         history = await self._history(user_id, None)
-        [prediction], [reasons] = await self._explainer.reasons(
-            history, np.array([target], np.int64), "rating", k
+        found = await self._explainer.contributions(
+            history, np.array([target], np.int64), "rating"
         )
-        return Explained(float(prediction), reasons, len(history) == 0)
+        [reasons] = self._explainer.reasons(found, k)
+        return Explained(float(found.prediction[0]), reasons, len(history) == 0)
 
     async def carousels(self, user_id: str, rows: int, k: int) -> list[Carousel]:
         """For each recent highly rated item X the ranker reads, the best-ranked items

@@ -4,9 +4,9 @@ really removed. Attention says where a model looked; this says what each item di
 For one history, C targets and P history positions, one batched pass per model:
 - the rating model has no notion of position, so removing an item is masking it: one
   history with C x (P + 1) target slots, each slot with its own context mask;
-- the ranking model's recency offsets depend on positions, so each of the P variants is a
-  real history of L - 1 items (`RankingModel.scores_without`), sharing the items' keys,
-  values and the candidates' query side.
+- the ranking model's recency offsets depend on positions: removing an item moves the
+  older ones a step closer to the newest, so `RankingModel.leave_one_out` keeps each hop's
+  keys and values at two ages, computed once, and the P variants pick per column.
 """
 
 from __future__ import annotations
@@ -62,29 +62,26 @@ def ranking_contributions(
     model: RankingModel, history: History, targets: np.ndarray, positions: np.ndarray,
     device: torch.device, item_side: ItemSide | None = None,
 ) -> Contributions:
-    batch = pad_batch([history], [targets], device)
-    full = model(batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
-    # The whole-history score through the same fused kernel as the variants, so that an
-    # item that changes nothing contributes exactly nothing.
-    score = model.score(
-        batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets, item_side
-    )[0]
-    without = torch.zeros(0, len(targets), device=device)  # (P, C)
-    if len(positions):
-        without = model.scores_without(
-            batch.hist_items[0, : len(history)],
-            batch.hist_ratings[0, : len(history)],
-            batch.targets[0],
-            torch.from_numpy(positions).to(device),
-            item_side,
-        )
+    if len(history) == 0:
+        batch = pad_batch([history], [targets], device)
+        score = model.score(
+            batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets, item_side
+        )[0].float().cpu().numpy()
+        empty = np.zeros((len(targets), 0), np.float32)
+        return Contributions(history, targets, score, positions, empty, empty)
+    score, attention, without = model.leave_one_out(
+        torch.from_numpy(history.items).to(device),
+        torch.from_numpy(history.ratings).to(device),
+        torch.from_numpy(targets).to(device),
+        torch.from_numpy(positions).to(device),
+        item_side,
+    )
     score_np = score.float().cpu().numpy()
-    attention = full.attention[0][:, torch.from_numpy(positions).to(device)]
     return Contributions(
         history,
         targets,
         score_np,
         positions,
-        attention.float().cpu().numpy(),
+        attention[:, torch.from_numpy(positions).to(device)].float().cpu().numpy(),
         score_np[:, None] - without.T.float().cpu().numpy(),
     )

@@ -1,7 +1,7 @@
 """The one inference seam: an artifact's two models on one device, behind three calls.
 
     run(jobs)            score a micro-batch: predicted ratings, and ranking scores for a
-                         ranking job (its best `rate_top` rated)
+                         ranking job (its best `rate_top` rated and, asked, explained)
     contributions(jobs)  exact leave-one-out contributions for many (history, targets) jobs
     item_vectors()       what retrieval indexes: the ranker's frozen item embeddings and
                          its learned item bias
@@ -38,19 +38,25 @@ class ScoreJob:
 
     ranking: add the ranking model's scores; then `rate_top`, when set, limits predicted
     ratings to the best-ranked `rate_top` targets (a rank response shows only its top k,
-    and the rating model costs more than the ranking model)."""
+    and the rating model costs more than the ranking model). Without ranking, `rate_top`
+    names how many of the best-rated targets `best` lists.
+    explain: also the contributions of the history's items to the best `rate_top`, by
+    the model that ordered them (the ranking model for a ranking job, else the rating
+    model), computed in the same call, on the scores it already has."""
 
     history: History
     targets: np.ndarray
     ranking: bool = False
     rate_top: int | None = None
+    explain: bool = False
 
 
 @dataclass(frozen=True)
 class ScoreResult:
     ratings: np.ndarray  # (C,) predicted ratings; NaN for targets outside `rate_top`
     ranking: np.ndarray | None  # (C,) ranking scores (logits), when asked
-    best: np.ndarray | None = None  # positions of the best `rate_top` by ranking, best first
+    best: np.ndarray | None = None  # positions of the best `rate_top`, best first
+    contributions: Contributions | None = None  # of the `best` targets, when asked
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,11 @@ class Predictor:
             out = rating_output(self.rating_model, self._batch(jobs, members, self.max_context))
             ratings = out.rating.float().cpu().numpy()
             for row, i in enumerate(members):
-                results[i] = ScoreResult(ratings[row, : len(jobs[i].targets)], None)
+                job, rated = jobs[i], ratings[row, : len(jobs[i].targets)]
+                best = None
+                if job.rate_top is not None:
+                    best = best_first(job.targets, rated, job.rate_top)
+                results[i] = ScoreResult(rated, None, best, self._explained(job, best, "rating"))
         return results  # type: ignore[return-value]
 
     def contributions(self, jobs: list[ExplainJob]) -> list[Contributions]:
@@ -155,7 +165,17 @@ class Predictor:
         ]
         ratings = self._ratings_at(jobs, members, best)
         for row, i in enumerate(members):
-            results[i] = ScoreResult(ratings[row], scores[row, : len(jobs[i].targets)], best[row])
+            explained = self._explained(jobs[i], best[row], "ranking")
+            results[i] = ScoreResult(
+                ratings[row], scores[row, : len(jobs[i].targets)], best[row], explained
+            )
+
+    def _explained(
+        self, job: ScoreJob, best: np.ndarray | None, model: ModelName
+    ) -> Contributions | None:
+        if not job.explain or best is None:
+            return None
+        return self._contributions(ExplainJob(job.history, job.targets[best], model))
 
     def _ratings_at(
         self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray]

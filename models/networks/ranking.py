@@ -51,11 +51,19 @@ class RankingModelConfig:
 
 @dataclass(frozen=True)
 class ItemSide:
-    """Every item's query-side projections, (n_items, w) each: h(x) and, with the query
-    output, the output map (None with the shared phi)."""
+    """What serving reads per item instead of recomputing it, computed once at load:
+    the query-side projections h(x) and, with the query output, the output map, (n_items, w)
+    each; and, for catalogues up to `HISTORY_TABLE_MAX_FLOATS`, every hop's key and value
+    maps f^k(x), g^k(x) side by side, (n_items, 2 K w) (None beyond: computed per request)."""
 
     queries: Tensor
     outputs: Tensor | None
+    history: Tensor | None = None
+
+
+# 64M floats (256 MB): ML-100K's table is 0.4M; a million items at K = 2, w = 64 would be
+# 256M, so such a catalogue projects each request's history instead.
+HISTORY_TABLE_MAX_FLOATS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -147,38 +155,145 @@ class RankingModel(nn.Module):
         fused (no (H, C, L) maps kept), masked by the history alone unless a target is in
         its own history, and the candidates' projections are read from `item_side` (every
         item's, computed once at load) when given. Arguments as `forward`."""
-        history_side = self._history_side(hist_items, hist_ratings, hist_mask)
+        history_side = self._history_side(hist_items, hist_ratings, hist_mask, item_side)
         return self._attend(hist_items, hist_mask, targets, history_side, item_side)
 
-    def scores_without(
+    def leave_one_out(
         self,
         hist_items: Tensor,
         hist_ratings: Tensor,
         targets: Tensor,
         positions: Tensor,
         item_side: ItemSide | None = None,
-    ) -> Tensor:
-        """(P, C) logits of `targets` (C,) for one history (L,) with the item at each of
-        `positions` (P,) removed: exact leave-one-out, each row a real history of L - 1
-        items with its own recency offsets. What the P variants share is computed once:
-        every history item's keys and values (the linear maps over the embeddings), and
-        the candidates' query side; only the position offsets and attention are per row."""
-        length = hist_items.shape[0]
-        width = max(1, length - 1)
-        slots = torch.arange(width, device=hist_items.device)[None, :]  # (1, L - 1)
-        kept = (slots + (slots >= positions[:, None])).clamp(max=max(0, length - 1))  # (P, L-1)
-        mask = torch.full(kept.shape, length > 1, dtype=torch.bool, device=hist_items.device)
-        shared = self._item_projections(hist_items[None], hist_ratings[None])  # (1, L, w) each
-        history_side = self._with_age(
-            [(keys[0][kept], values[0][kept]) for keys, values in shared], mask
-        )
-        return self._attend(hist_items[kept], mask, targets, history_side, item_side)
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Exact leave-one-out for one history (L,) and targets (C,): the logits with the
+        whole history (C,), its hop-averaged attention (C, L), and the logits with the item
+        at each of `positions` (P,) really removed (P, C).
+
+        Removing item p changes no projection: the items older than p only move one step
+        closer to the newest (their recency offset). So each hop's keys and values are
+        computed once at two ages, and the V = P + 1 variants (the first removes nothing)
+        differ only in which age each column takes and in one masked column:
+        - the first hop's query is the same for every variant, so its softmax sums over
+          "older than p" and "newer than p" are prefix and suffix sums over the history,
+          O(C L w) for all variants together;
+        - a middle hop attends per variant, (V, C, L);
+        - the last hop needs only the output map of its values, (C, L), not the values."""
+        n, hops = hist_items.shape[0], self.config.hops
+        columns = torch.arange(n, device=hist_items.device)
+        removed = torch.cat([positions.new_full((1,), -1), positions])  # (V,); -1: none
+        older = (columns[None, :] < removed[:, None])[:, None, :]  # (V, 1, L)
+        own = hist_items[None, :] != targets[:, None]  # (C, L): never attend to itself
+        anyone_own = not bool(own.all())  # rare: a target in its own history
+        variants = torch.arange(1, len(removed), device=hist_items.device)
+        # Only the newest `recency` + 1 columns can change age, and only in the variants
+        # that remove an item newer than the oldest of them.
+        start = max(0, n - 1 - self.config.recency) if self.config.recency else n
+        window = slice(start, n)
+        moved = torch.nonzero(removed > start).squeeze(1)  # (M,) variants
+        older_window = older[moved][..., window]  # (M, 1, W)
+        z, outputs = self._query_side(targets, 1, item_side)  # (1, C, w)
+        sides = self._two_ages(hist_items, hist_ratings, item_side)
+        z, attention_sum = self._first_hop_without(z[0], sides[0], own, positions)  # (V, C, w)
+        for hop in range(1, hops):
+            keys_now, keys_before, values_now, values_before = sides[hop]
+            flat = z.reshape(-1, z.shape[-1])  # (V C, w): one matrix product, not V small ones
+            logits = (flat @ keys_now.T).view(*z.shape[:2], n)  # (V, C, L)
+            if len(moved):
+                shifted = z[moved].reshape(-1, z.shape[-1]) @ keys_before[window].T
+                logits[moved, :, start:] = torch.where(
+                    older_window, shifted.view(len(moved), z.shape[1], -1), logits[moved, :, start:]
+                )
+            logits[variants, :, positions] = float("-inf")  # the removed item
+            if anyone_own:
+                logits.masked_fill_(~own, float("-inf"))
+            attention = torch.softmax(logits, dim=-1)
+            if n <= 2:  # a variant may be left with nothing to attend to: it adds nothing
+                attention = attention.nan_to_num(0.0)
+            attention_sum = attention_sum + attention[0]
+            if hop < hops - 1:
+                z = z + (attention * older) @ values_before + (attention * ~older) @ values_now
+                continue
+            # Last hop: the output map is linear, so phi . (z + sum_i a_i v_i) needs only
+            # phi . v_i per column, (C, L), not the pooled values (V, C, w).
+            mapped = self._mapped(values_now, outputs)
+            shift = self._mapped(values_before[window], outputs) - mapped[..., window]
+            scores = self._output(z, outputs, targets.expand(z.shape[0], -1))
+            scores = scores + (attention * mapped).sum(-1)
+            scores[moved] += (attention[moved, :, start:] * (older_window * shift)).sum(-1)
+            return scores[0], attention_sum / hops, scores[1:]
+        scores = self._output(z, outputs, targets.expand(z.shape[0], -1))  # (V, C)
+        return scores[0], attention_sum / hops, scores[1:]
+
+    def _two_ages(
+        self, hist_items: Tensor, hist_ratings: Tensor, item_side: ItemSide | None
+    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Each hop's (keys, keys a step newer, values, values a step newer), (L, w) each:
+        an item older than a removed one takes the "a step newer" row."""
+        n = hist_items.shape[0]
+        since_newest = n - 1 - torch.arange(n, device=hist_items.device)
+        out = []
+        for hop, (keys, values) in enumerate(
+            self._item_projections(hist_items[None], hist_ratings[None], item_side)
+        ):
+            keys, values = keys[0], values[0]
+            if not self.config.recency:
+                out.append((keys, keys, values, values))
+                continue
+            now = since_newest.clamp(0, self.config.recency)
+            before = (since_newest - 1).clamp(0, self.config.recency)
+            out.append((
+                keys + self.age_keys[hop](now), keys + self.age_keys[hop](before),
+                values + self.age_values[hop](now), values + self.age_values[hop](before),
+            ))
+        return out
+
+    def _first_hop_without(
+        self, z: Tensor, side: tuple[Tensor, Tensor, Tensor, Tensor], own: Tensor,
+        positions: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """z^1 for every variant (V, C, w) and the whole history's attention (C, L), from
+        one query z^0 (C, w). Variant p's softmax is over the items before p (a step newer)
+        and after p (as they are): exclusive prefix and suffix sums, never a difference of
+        sums, so removing a dominant item loses no precision."""
+        keys_now, keys_before, values_now, values_before = side
+        logits_now, logits_before = z @ keys_now.T, z @ keys_before.T  # (C, L)
+        peak = torch.maximum(logits_now, logits_before).masked_fill(~own, float("-inf"))
+        peak = torch.cat([peak, peak.new_full((peak.shape[0], 1), float("-inf"))], dim=1)
+        peak = peak.amax(-1, keepdim=True)  # (C, 1): no exp overflows
+        peak = peak.masked_fill(peak.isinf(), 0.0)  # nothing to attend to
+        weight_now = torch.exp(logits_now - peak) * own  # (C, L)
+        weight_before = torch.exp(logits_before - peak) * own
+        # Weights and weighted values side by side, (C, L, 1 + w), summed in one pass.
+        ones = values_now.new_ones(values_now.shape[0], 1)
+        now = weight_now[..., None] * torch.cat([ones, values_now], dim=1)
+        before = weight_before[..., None] * torch.cat([ones, values_before], dim=1)
+        zero = now.new_zeros(now.shape[0], 1, now.shape[2])
+        left = torch.cat([zero, before.cumsum(1)], dim=1)  # [:, p]: the columns before p
+        right = torch.cat([now.flip(1).cumsum(1).flip(1), zero], dim=1)  # [:, p]: from p on
+        sums = torch.cat([right[:, :1], left[:, positions] + right[:, positions + 1]], dim=1)
+        mass, sums = sums[..., :1], sums[..., 1:]  # (C, V, 1), (C, V, w); variant 0: whole
+        pooled = torch.where(mass > 0, sums / mass, 0.0)
+        total = mass[:, :1, 0]  # (C, 1)
+        attention = torch.where(total > 0, weight_now / total, 0.0)
+        return (z[:, None, :] + pooled).transpose(0, 1), attention
+
+    def _mapped(self, values: Tensor, outputs: Tensor | None) -> Tensor:
+        """phi . v for each value row: (L,) with the shared phi, (C, L) with the query's."""
+        if outputs is None:
+            return self.output(values).squeeze(-1)
+        return outputs @ values.T
 
     def item_side(self) -> ItemSide:
         """Every item's query projection h(x) and, with the query output, its output map:
         what `score` needs per candidate, (n_items, w) each."""
         x = self.item_embeddings
-        return ItemSide(self.query(x), self.output(x) if self.config.output == "query" else None)
+        outputs = self.output(x) if self.config.output == "query" else None
+        width = 2 * self.config.hops * self.config.width
+        history = None
+        if self.n_items * width <= HISTORY_TABLE_MAX_FLOATS:
+            history = self._stacked_maps(x)
+        return ItemSide(self.query(x), outputs, history)
 
     def _query_side(
         self, targets: Tensor, histories: int, item_side: ItemSide | None
@@ -224,26 +339,35 @@ class RankingModel(nn.Module):
         return self._output(z[:, 0], outputs, targets)
 
     def _history_side(
-        self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor
+        self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor,
+        item_side: ItemSide | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
         """Each hop's keys f^k(x_i) and values g^k(x_i), (H, L, w) each, with the
         rating-level and recency offsets added."""
-        return self._with_age(self._item_projections(hist_items, hist_ratings), hist_mask)
+        projections = self._item_projections(hist_items, hist_ratings, item_side)
+        return self._with_age(projections, hist_mask)
+
+    def _stacked_maps(self, x: Tensor) -> Tensor:
+        """Every hop's f^k and g^k as one matrix product: (..., d) -> (..., 2 K w)."""
+        maps = [*self.keys, *self.values]
+        return F.linear(x, torch.cat([m.weight for m in maps]), torch.cat([m.bias for m in maps]))
 
     def _item_projections(
-        self, hist_items: Tensor, hist_ratings: Tensor
+        self, hist_items: Tensor, hist_ratings: Tensor, item_side: ItemSide | None = None
     ) -> list[tuple[Tensor, Tensor]]:
         """Each hop's keys and values (H, L, w) before the recency offsets: what depends
         on the item and its rating, not on its position."""
-        x_hist = self.item_embeddings[hist_items]  # (H, L, d)
-        levels = self._levels(hist_ratings)
-        out = []
-        for hop in range(self.config.hops):
-            values = self.values[hop](x_hist)
-            if self.rating_values is not None:
-                values = values + self.rating_values[hop][levels]
-            out.append((self.keys[hop](x_hist), values))
-        return out
+        if item_side is not None and item_side.history is not None:
+            stacked = item_side.history[hist_items]  # (H, L, 2 K w), read
+        else:
+            stacked = self._stacked_maps(self.item_embeddings[hist_items])
+        projected = stacked.split(self.config.width, dim=-1)
+        hops = self.config.hops
+        keys, values = projected[:hops], list(projected[hops:])
+        if self.rating_values is not None:
+            levels = self._levels(hist_ratings)
+            values = [v + self.rating_values[hop][levels] for hop, v in enumerate(values)]
+        return list(zip(keys, values, strict=True))
 
     def _with_age(
         self, projections: list[tuple[Tensor, Tensor]], hist_mask: Tensor

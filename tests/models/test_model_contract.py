@@ -148,16 +148,19 @@ def test_a_target_never_attends_to_itself(subject: Subject, histories: list[Hist
     np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_leave_one_out_equals_really_removing_the_item(
-    subject: Subject, histories: list[History]
-) -> None:
-    history = histories[4]  # 33 items
-    targets = np.array([history.items[1], 7, 40, 99])  # the first is in the history
-    positions = np.array([0, 1, 5, len(history) - 1])
+@pytest.mark.parametrize("length", [33, 64])
+def test_leave_one_out_equals_really_removing_the_item(subject: Subject, length: int) -> None:
+    """64 items: longer than the ranker's recency window (50), all of which it reads."""
+    rng = np.random.default_rng(length)
+    history = History(rng.permutation(110)[:length], rng.integers(1, 6, length).astype(np.float32))
+    targets = np.array([history.items[1], 111, 115, 119])  # the first is in the history
+    positions = np.array([0, 1, 5, 20, length - 30, length - 2, length - 1])
     found = subject.contributions(history, targets, positions)
     [whole] = subject.scores([history], [targets])
     np.testing.assert_allclose(found.prediction, whole, atol=1e-5)
-    removed = subject.scores([history.without(int(p)) for p in positions], [targets] * 4)
+    removed = subject.scores(
+        [history.without(int(p)) for p in positions], [targets] * len(positions)
+    )
     expected = whole[:, None] - np.stack(removed, axis=1)  # (C, P)
     np.testing.assert_allclose(found.contribution, expected, atol=1e-4)
     np.testing.assert_allclose(

@@ -138,17 +138,25 @@ def test_served_scores_equal_forward_scores(output: str) -> None:
                               every_item, item_side)
         whole = ranker(batch.hist_items, batch.hist_ratings, batch.hist_mask, every_item)
     assert torch.allclose(shared, whole.score, atol=1e-5)
-    # Leave-one-out variants share the history's projections: equal to real removal.
-    history, wanted = histories[0], targets[0]
-    positions = np.arange(len(history))
-    with torch.inference_mode():
-        without = ranker.scores_without(
-            torch.from_numpy(history.items), torch.from_numpy(history.ratings),
-            torch.from_numpy(wanted), torch.from_numpy(positions), item_side,
-        )
-    removed = [history.without(int(p)) for p in positions]
-    real = ranking_scores(ranker, pad_batch(removed, [wanted] * len(removed)), item_side)
-    assert torch.allclose(without, real, atol=1e-5)
+    # Leave-one-out: the whole history and each removal, equal to the real thing.
+    for history, wanted in zip(histories, targets, strict=True):
+        positions = np.arange(len(history))
+        with torch.inference_mode():
+            whole, attention, without = ranker.leave_one_out(
+                torch.from_numpy(history.items), torch.from_numpy(history.ratings),
+                torch.from_numpy(wanted), torch.from_numpy(positions), item_side,
+            )
+        real_whole = ranking_scores(ranker, pad_batch([history], [wanted]), item_side)[0]
+        assert torch.allclose(whole, real_whole, atol=1e-5)
+        if len(history) == 0:
+            continue
+        removed = [history.without(int(p)) for p in positions]
+        real = ranking_scores(ranker, pad_batch(removed, [wanted] * len(removed)), item_side)
+        assert torch.allclose(without, real, atol=1e-5)
+        with torch.inference_mode():
+            one = pad_batch([history], [wanted])
+            maps = ranker(one.hist_items, one.hist_ratings, one.hist_mask, one.targets)
+        assert torch.allclose(attention, maps.attention[0, :, : len(history)], atol=1e-6)
 
 
 def test_cooccurrence_embeddings_put_co_picked_clusters_together(
