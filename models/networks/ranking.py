@@ -348,9 +348,8 @@ class RankingModel(nn.Module):
         return self._with_age(projections, hist_mask)
 
     def _stacked_maps(self, x: Tensor) -> Tensor:
-        """Every hop's f^k and g^k as one matrix product: (..., d) -> (..., 2 K w)."""
-        maps = [*self.keys, *self.values]
-        return F.linear(x, torch.cat([m.weight for m in maps]), torch.cat([m.bias for m in maps]))
+        """Every hop's f^k and g^k side by side: (..., d) -> (..., 2 K w)."""
+        return torch.cat([m(x) for m in (*self.keys, *self.values)], dim=-1)
 
     def _item_projections(
         self, hist_items: Tensor, hist_ratings: Tensor, item_side: ItemSide | None = None
