@@ -4,6 +4,7 @@ Nothing is measured here: every figure comes from bench/results/{rating,new_user
 ranking,ranker_ablation,serve,new_user_speed,scaling}.jsonl, with the date, machine,
 commit and package versions of the run that wrote it. A results file that is missing is
 reported as not run. Needs matplotlib (bench extra).
+The hand-written notes in bench/findings.md, where present, are appended after the tables.
 
     .venv/bin/python -m bench.report
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from bench.record import RESULTS_DIR
 
 REPORT = Path(__file__).parent / "RESULTS.md"
+FINDINGS = Path(__file__).parent / "findings.md"
 RANKING_METRICS = ("ndcg", "recall", "hit_rate", "mrr")
 
 
@@ -202,6 +204,15 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
     return lines
 
 
+def findings_section() -> list[str]:
+    """bench/findings.md, ending in a blank line like every section (so the one before it
+    already leaves one): the notes on what each run means are written by hand, so they are
+    kept beside the tables rather than regenerated."""
+    if not FINDINGS.exists():
+        return []
+    return [*FINDINGS.read_text().splitlines(), ""]
+
+
 def main() -> None:
     lines = ["# Benchmarks: MovieLens-100K", "",
              f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} by "
@@ -212,6 +223,7 @@ def main() -> None:
     lines += ranking_section(newest("ranking"))
     lines += ablation_section(newest("ranker_ablation"))
     lines += speed_section(newest("serve"), newest("new_user_speed"), newest("scaling"))
+    lines += findings_section()
     REPORT.write_text("\n".join(lines))
     print(f"wrote {REPORT} and its charts in {RESULTS_DIR}")
 

@@ -40,9 +40,6 @@ class ItemCatalogue:
     def item(self, index: int) -> Item:
         return self._items[index]
 
-    def item_id(self, index: int) -> str:
-        return self._ids.ids[index]
-
     def index(self, item_id: str) -> int:
         """The dense index of a known item; 404 otherwise."""
         index = self._ids.get(item_id)

@@ -285,8 +285,8 @@ class RankingModel(nn.Module):
         return outputs @ values.T
 
     def item_side(self) -> ItemSide:
-        """Every item's query projection h(x) and, with the query output, its output map:
-        what `score` needs per candidate, (n_items, w) each."""
+        """What `score` and `leave_one_out` read per item instead of projecting it per
+        request: see `ItemSide`."""
         x = self.item_embeddings
         outputs = self.output(x) if self.config.output == "query" else None
         width = 2 * self.config.hops * self.config.width
