@@ -196,6 +196,12 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                       f"{explained['with']['p50_ms']:.2f} ms against "
                       f"{explained['without']['p50_ms']:.2f} ms, "
                       f"x{explained['p50_ratio']:.2f} (goal: at most x1.5).", ""]
+    recovery = newest("recovery")
+    if recovery is not None:
+        lines += [_provenance(recovery), "",
+                  f"Redis restarted under a running service (`bench/recovery.py`): ready again "
+                  f"p50 {recovery['p50_s']:.2f} s, at most {recovery['max_s']:.2f} s after Redis "
+                  f"came back, over {recovery['rounds']} rounds (goal: within 2 s).", ""]
     if new_user is not None:
         lines += [_provenance(new_user), "",
                   f"New user, whole catalogue, in process (`bench/new_user_speed.py`): implicit "
