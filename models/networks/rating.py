@@ -43,6 +43,11 @@ class RatingModelConfig:
     hidden: tuple[int, ...] = (200, 100)
     dropout: float = 0.3
     user_bias_reg: float = 5.0
+    # The user bias as the attention-weighted mean residual, not the plain mean: what the
+    # attention shows is then what moves the prediction (bench/findings.md).
+    attentive_bias: bool = False
+    # Sparsemax instead of softmax: most history items get exactly zero attention.
+    sparse_attention: bool = False
     max_context: int = 512  # newest history items used at inference (deterministic)
 
     def to_dict(self) -> dict:
@@ -128,9 +133,11 @@ class RatingModel(nn.Module):
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
         scores = torch.bmm(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
         scores = scores.masked_fill(~context, float("-inf"))
-        attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
+        attention = self._normalise(scores)  # all-masked rows -> 0
 
-        weight, base = self._rating_weights(hist_items, hist_ratings, context, n_context, targets)
+        weight, base = self._rating_weights(
+            hist_items, hist_ratings, context, n_context, targets, attention
+        )
         # (H, C, L) x (H, L, E) -> (H, C, E)
         user = torch.bmm(attention * weight, self.taste(hist_items))
         if self.implicit is not None:
@@ -139,6 +146,51 @@ class RatingModel(nn.Module):
 
         return self._head(user, m_target, base, attention)
 
+    def leave_one_out(
+        self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Exact leave-one-out for one history (L,) and targets (C,): the predicted ratings
+        with the whole history (C,), its attention (C, L), and the ratings with the item at
+        each of `positions` (P,) removed (P, C). This model has no notion of position, so
+        removing an item is leaving it out of the context.
+
+        With the inner-product head and biases the prediction is linear in the attention:
+        rating = mu + b_i + b_u + sum_j att_ij ((r_j - mu - b_j - b_u) / half * t_j + y_j) . m_i,
+        so every (target, item) product is computed once, (C, L), and each variant only
+        re-weighs them, (V, C, L) element-wise. Other heads run `forward` once per variant
+        slot, each with its own context mask."""
+        n, v = hist_items.shape[0], positions.shape[0] + 1
+        keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
+        keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
+        if self.mlp is not None or self.item_bias is None:
+            c = targets.shape[0]
+            everything = torch.ones_like(hist_items[None], dtype=torch.bool)
+            slots = targets.repeat_interleave(v)[None]  # (1, C V): each target V times
+            out = self(hist_items[None], hist_ratings[None], everything, slots, None,
+                       keep.repeat(c, 1)[None])  # (1, C V, L)
+            rating = out.rating[0].view(c, v)
+            attention = out.attention[0].view(c, v, n)[:, 0]
+            return rating[:, 0], attention, rating[:, 1:].T
+        context = keep[None] & (hist_items[None, :] != targets[:, None])[:, None]  # (C, V, L)
+        m_target, m_hist = self.structure(targets), self.structure(hist_items)  # (C|L, E)
+        scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
+        logits = (m_target @ m_hist.T * scale)[:, None].masked_fill(~context, float("-inf"))
+        attention = self._normalise(logits)  # (C, V, L)
+        residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
+        n_context = context.sum(-1)  # (C, V)
+        user_bias = self._user_bias(context, attention, residual, n_context)  # (C, V)
+        taste = m_target @ self.taste(hist_items).T / self.scale.half  # (C, L): t_j . m_i
+        pulled = residual * taste  # (C, L)
+        if self.implicit is not None:
+            pulled = pulled + m_target @ self.implicit(hist_items).T
+        raw = (attention * pulled[:, None]).sum(-1)
+        raw = raw - user_bias * (attention * taste[:, None]).sum(-1)
+        default = (m_target @ self.default_user)[:, None]  # (C, 1): an empty context
+        raw = torch.where(n_context > 0, raw, default)
+        rating = self.global_mean + self.item_bias(targets) + user_bias + raw  # (C, V)
+        rating = rating.clamp(self.scale.low, self.scale.high)
+        return rating[:, 0], attention[:, 0], rating[:, 1:].T
+
     def _rating_weights(
         self,
         hist_items: Tensor,
@@ -146,19 +198,46 @@ class RatingModel(nn.Module):
         context: Tensor,
         n_context: Tensor,
         targets: Tensor,
+        attention: Tensor,
     ) -> tuple[Tensor, Tensor | None]:
         """Signed per-item weights (H, C, L) and, with biases, the baseline (H, C)."""
-        cfg, half = self.config, self.scale.half
+        half = self.scale.half
         if self.item_bias is None:
             weight = ((hist_ratings - self.scale.mid) / half)[:, None, :].expand_as(context)
             return weight, None
         residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
-        context_f = context.to(residual.dtype)
-        # Ad hoc user bias: the shrunk mean residual of this target's context. (H, C)
-        user_bias = (context_f * residual[:, None, :]).sum(-1) / (n_context + cfg.user_bias_reg)
+        user_bias = self._user_bias(context, attention, residual[:, None, :], n_context)
         weight = (residual[:, None, :] - user_bias[..., None]) / half
         base = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias
         return weight, base
+
+    def _normalise(self, scores: Tensor) -> Tensor:
+        """Attention weights over the last axis (-inf: not in the context): softmax, or
+        with `sparse_attention` sparsemax (Martins & Astudillo, 2016), the Euclidean
+        projection onto the simplex, which gives most items exactly zero. A row with
+        nothing in it gets zeros."""
+        if not self.config.sparse_attention:
+            return torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        finite = scores.isfinite()
+        z = scores.masked_fill(~finite, -1e9)  # far below any threshold, so weight 0
+        ranked, _ = z.sort(dim=-1, descending=True)
+        k = torch.arange(1, z.shape[-1] + 1, device=z.device, dtype=z.dtype)
+        support = 1 + k * ranked > ranked.cumsum(-1)  # (..., L): the first k_max are True
+        k_max = support.sum(-1, keepdim=True).clamp(min=1)
+        tau = (ranked.cumsum(-1).gather(-1, k_max - 1) - 1) / k_max.to(z.dtype)
+        weights = (z - tau).clamp(min=0) * finite
+        return torch.nan_to_num(weights, 0.0)
+
+    def _user_bias(
+        self, context: Tensor, attention: Tensor, residual: Tensor, n_context: Tensor
+    ) -> Tensor:
+        """The ad hoc user bias: the shrunk mean residual of the target's context, or,
+        with `attentive_bias`, its attention-weighted mean shrunk alike (equal when the
+        attention is uniform), so an item the target does not attend to moves nothing."""
+        shrink = n_context + self.config.user_bias_reg
+        if self.config.attentive_bias:
+            return (attention * residual).sum(-1) * n_context / shrink
+        return (context * residual).sum(-1) / shrink
 
     def _head(
         self, user: Tensor, m_target: Tensor, base: Tensor | None, attention: Tensor
