@@ -216,6 +216,13 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
         lines += ["", "Micro-batching off, rank with 1000 candidates: " + ", ".join(
             f"c = {c}: {f['per_second']:.0f} req/s" for c, f in
             serve["batching_off"].items()) + ".", ""]
+        explained = serve.get("explanations")
+        if explained is not None:
+            lines += [f"Explanations: `/v1/rank` over the whole catalogue, k = 10, one client, "
+                      f"with and without `explain` alternated: p50 "
+                      f"{explained['with']['p50_ms']:.2f} ms against "
+                      f"{explained['without']['p50_ms']:.2f} ms, "
+                      f"x{explained['p50_ratio']:.2f} (goal: at most x1.5).", ""]
     if new_user is not None:
         lines += [_provenance(new_user), "",
                   f"New user, whole catalogue, in process (`bench/new_user_speed.py`): implicit "
