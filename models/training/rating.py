@@ -45,10 +45,6 @@ class RatingTrainConfig:
     # train_context). None: 1 for the inner-product head, train_context for the MLP heads,
     # each chosen on validation (docs/architecture.md).
     train_context_min: int | None = None
-    # Weight of the attention's mean entropy in the loss: 0 (the paper) leaves it free; more
-    # concentrates it on fewer items, so the item it shows is the one that moves the
-    # prediction (bench/findings.md).
-    attention_entropy: float = 0.0
     val_fraction: float = 0.1
     refit: bool = True  # retrain on all data for the best epoch count after early stopping
     seed: int = 0
@@ -150,10 +146,6 @@ def _fit(
             truth = t_ratings[rows].to(device)
             out = model(hist_items, hist_ratings, hist_mask, targets[:, None])
             loss = _loss(out.logits, out.rating, truth, model)
-            if config.attention_entropy > 0:  # sharper attention: fewer items carry it
-                attention = out.attention
-                entropy = -(attention * attention.clamp_min(1e-12).log()).sum(-1).mean()
-                loss = loss + config.attention_entropy * entropy
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -104,12 +104,14 @@ async def test_rank_with_candidates_and_explanations(
         if order != "ranking":  # the predicted ratings know the user's dislikes
             assert all(x["item_id"] in liked[-4:] for x in items)
         for item in items:
-            assert 1 <= len(item["because"]) + len(item["despite"]) <= 6
+            named = item["because"] + item["despite"]
+            # A rating clipped to the top of the scale moves with no single item.
+            assert len(named) <= 6
+            assert named or (order == "rating" and item["predicted_rating"] == 5.0)
             assert len(item["because"]) <= 3 and len(item["despite"]) <= 3
             # Reasons raise the score, items that lower it are named apart.
             assert all(b["contribution"] > 0 for b in item["because"])
             assert all(d["contribution"] < 0 for d in item["despite"])
-            named = item["because"] + item["despite"]
             assert all(b["item_id"] in liked[:5] + disliked[:5] for b in named)
 
 
