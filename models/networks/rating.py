@@ -155,13 +155,15 @@ class RatingModel(nn.Module):
 
         With the inner-product head and biases the prediction is linear in the attention:
         rating = mu + b_i + b_u + sum_j att_ij ((r_j - mu - b_j - b_u) / half * t_j + y_j) . m_i,
-        so every (target, item) product is computed once, (C, L), and each variant only
-        re-weighs them, (V, C, L) element-wise. Other heads run `forward` once per variant
-        slot, each with its own context mask."""
+        and removing item p only renormalises the others' attention. So every (target,
+        item) product is computed once, (C, L), and each variant's attention-weighted sums
+        come from prefix and suffix sums over the history (never a difference of sums, so
+        removing a dominant item loses no precision): O(C L) for all variants together.
+        Other heads run `forward` once per variant slot, each with its own context mask."""
         n, v = hist_items.shape[0], positions.shape[0] + 1
-        keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
-        keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
         if self.mlp is not None or self.item_bias is None:
+            keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
+            keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
             c = targets.shape[0]
             everything = torch.ones_like(hist_items[None], dtype=torch.bool)
             slots = targets.repeat_interleave(v)[None]  # (1, C V): each target V times
@@ -170,25 +172,40 @@ class RatingModel(nn.Module):
             rating = out.rating[0].view(c, v)
             attention = out.attention[0].view(c, v, n)[:, 0]
             return rating[:, 0], attention, rating[:, 1:].T
-        context = keep[None] & (hist_items[None, :] != targets[:, None])[:, None]  # (C, V, L)
+        own = (hist_items[None, :] != targets[:, None]).to(torch.float32)  # (C, L)
         m_target, m_hist = self.structure(targets), self.structure(hist_items)  # (C|L, E)
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
-        logits = (m_target @ m_hist.T * scale)[:, None].masked_fill(~context, float("-inf"))
-        attention = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # (C, V, L)
+        logits = (m_target @ m_hist.T * scale).masked_fill(own == 0, float("-inf"))  # (C, L)
+        peak = torch.cat([logits, logits.new_full((logits.shape[0], 1), float("-inf"))], 1)
+        peak = peak.amax(-1, keepdim=True)
+        weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # (C, L); 0 outside
         residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
-        n_context = context.sum(-1)  # (C, V)
-        user_bias = self._user_bias(context, attention, residual, n_context)  # (C, V)
         taste = m_target @ self.taste(hist_items).T / self.scale.half  # (C, L): t_j . m_i
         pulled = residual * taste  # (C, L)
         if self.implicit is not None:
             pulled = pulled + m_target @ self.implicit(hist_items).T
-        raw = (attention * pulled[:, None]).sum(-1)
-        raw = raw - user_bias * (attention * taste[:, None]).sum(-1)
+        # Per column: [weight, weight r, weight pulled, weight taste, in context, r in context]
+        parts = torch.stack([weight, weight * residual, weight * pulled, weight * taste,
+                             own, own * residual], dim=-1)  # (C, L, 6)
+        zero = parts.new_zeros(parts.shape[0], 1, parts.shape[2])
+        left = torch.cat([zero, parts.cumsum(1)], dim=1)  # [:, p]: the columns before p
+        right = torch.cat([parts.flip(1).cumsum(1).flip(1), zero], dim=1)  # [:, p]: from p on
+        sums = torch.cat([right[:, :1], left[:, positions] + right[:, positions + 1]], dim=1)
+        mass, weighted, n_context = sums[..., 0], sums[..., 1:4], sums[..., 4]  # (C, V, ...)
+        mean = torch.where(mass[..., None] > 0, weighted / mass[..., None], 0.0)
+        shrink = n_context + self.config.user_bias_reg
+        if self.config.attentive_bias:
+            user_bias = mean[..., 0] * n_context / shrink
+        else:
+            user_bias = sums[..., 5] / shrink
+        raw = mean[..., 1] - user_bias * mean[..., 2]  # (C, V)
         default = (m_target @ self.default_user)[:, None]  # (C, 1): an empty context
         raw = torch.where(n_context > 0, raw, default)
         rating = self.global_mean + self.item_bias(targets) + user_bias + raw  # (C, V)
         rating = rating.clamp(self.scale.low, self.scale.high)
-        return rating[:, 0], attention[:, 0], rating[:, 1:].T
+        total = mass[:, :1]
+        attention = torch.where(total > 0, weight / total, 0.0)
+        return rating[:, 0], attention, rating[:, 1:].T
 
     def _rating_weights(
         self,

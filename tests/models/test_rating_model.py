@@ -138,10 +138,16 @@ def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> No
     assert head("mlp1", train_context_min=8).shortest_context == 8
 
 
-@pytest.mark.parametrize("head", ["mlp1", "mlp2"])
-def test_leave_one_out_of_the_mlp_heads_equals_real_removal(head: str) -> None:
+@pytest.mark.parametrize(
+    ("head", "attentive_bias"), [("mlp1", True), ("mlp2", True), ("dot", True), ("dot", False)]
+)
+def test_leave_one_out_equals_real_removal_for_every_head(head: str, attentive_bias: bool) -> None:
     torch.manual_seed(0)
-    model = RatingModel(RatingModelConfig(dim=8, head=head, hidden=(8,)), 30, SCALE).eval()
+    config = RatingModelConfig(dim=8, head=head, hidden=(8,), attentive_bias=attentive_bias)
+    model = RatingModel(config, 30, SCALE).eval()
+    with torch.no_grad():  # every weight away from its initial zeros
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
     targets, positions = np.array([7, 25, 9]), np.arange(5)
     with torch.inference_mode():
