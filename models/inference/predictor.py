@@ -12,7 +12,8 @@ The three orders:
     rating        what the user will rate highest: the rating model's prediction
     recommended   what the user will pick and like: the logit plus `like_weight` times the
                   predicted rating's distance from the scale's middle, over the `depth`
-                  best by the logit (the weight chosen on a validation split, README)
+                  best by the logit, those predicted below the middle last (the weight
+                  chosen on a validation split, bench/recommendations.py)
 
 The service touches only this and the artifact; nothing else reaches into a network.
 Everything here is synchronous: the service runs it on its batcher's worker thread. Item-side
@@ -42,6 +43,7 @@ Order = Literal["ranking", "rating", "recommended"]
 # weight that maximised NDCG@10 over the held-out items the user rated 4 or more.
 LIKE_WEIGHT = 1.0
 DEPTH = 100  # candidates by ranking logit that the rating model reranks
+DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,13 @@ class Predictor:
         if job.order is None:
             return ScoreResult(ratings, None)
         score = {"ranking": ranking, "rating": ratings}.get(job.order)
+        order_by = score
         if job.order == "recommended":
             score = self.recommended(ranking, ratings)
-        best = best_first(job.targets, score, job.top)
+            # What the rating model expects the user to dislike comes after everything
+            # else on the shortlist: it fills the list only when nothing else is left.
+            order_by = np.where(ratings < self.scale.mid, score - DISLIKED_LAST, score)
+        best = best_first(job.targets, order_by, job.top)
         explained = None
         if job.explain:
             explained = self._contributions(ExplainJob(job.history, job.targets[best], job.order))

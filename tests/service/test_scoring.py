@@ -297,6 +297,10 @@ async def test_recommended_is_the_logit_plus_the_weighted_rating_and_explains_ex
             "items"
         ]
     }
+    # What the rating model expects the user to dislike comes last; else by score.
+    tiers = [(x["predicted_rating"] >= 3.0, x["score"]) for x in recommended["items"]]
+    assert tiers == sorted(tiers, reverse=True)
+    assert any(not liked for liked, _ in tiers)  # the disliked candidates were ranked too
     for item in recommended["items"]:
         expected = logits[item["item_id"]] + settings.like_weight * (
             item["predicted_rating"] - 3.0
