@@ -182,7 +182,9 @@ class Predictor:
             score = self.recommended(ranking, ratings)
             # What the rating model expects the user to dislike comes after everything
             # else on the shortlist: it fills the list only when nothing else is left.
-            order_by = np.where(ratings < self.scale.mid, score - DISLIKED_LAST, score)
+            order_by = np.where(  # float64: a float32 would round the shifted scores
+                ratings < self.scale.mid, score.astype(np.float64) - DISLIKED_LAST, score
+            )
         best = best_first(job.targets, order_by, job.top)
         explained = None
         if job.explain:
