@@ -56,6 +56,7 @@ bench-quality: bench-install
 		--heads dot mlp1 mlp2 --fold-heads dot
 	$(BENCH_ENV) $(BIN)/python -m bench.new_users --data $(ML100K)
 	$(BENCH_ENV) $(BIN)/python -m bench.ranking_quality --data $(ML100K)
+	$(BENCH_ENV) $(BIN)/python -m bench.recommendations --data $(ML100K)
 	$(BIN)/python -m bench.report
 
 # Load test (wrk, from Debian's packages) with its floors, new-user speed against implicit

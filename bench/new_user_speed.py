@@ -69,7 +69,7 @@ def main() -> None:
     jobs, batches, top10 = [], [], []
     for u in users.tolist():
         h = histories[user_ids.ids[u]]
-        jobs.append(ScoreJob(h, every[~np.isin(every, h.items)], ranking=True, rate_top=10))
+        jobs.append(ScoreJob(h, every[~np.isin(every, h.items)], "ranking", top=10))
         batches.append(pad_batch([h.newest(predictor.max_history)], [jobs[-1].targets]))
         top10.append(pad_batch([h.newest(predictor.max_context)], [jobs[-1].targets[:10]]))
 

@@ -107,7 +107,7 @@ def main() -> None:
         for r in rows:
             history = user_histories[task.users[r]]
             pool = every_item[~np.isin(every_item, history.items)]
-            jobs.append(ScoreJob(history, pool, ranking=True, rate_top=0))
+            jobs.append(ScoreJob(history, pool, "ranking", top=0))
         out = np.full((len(rows), len(item_ids)), -np.inf)
         for row, (job, result) in enumerate(zip(jobs, predictor.run(jobs), strict=True)):
             out[row, job.targets] = result.ranking

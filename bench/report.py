@@ -162,6 +162,33 @@ def non_2xx_cell(figures: dict) -> str:
     return f"{figures['non_2xx']} ({statuses})" if statuses else str(figures["non_2xx"])
 
 
+def recommendations_section(row: dict | None) -> list[str]:
+    lines = ["## Recommendations and reasons a person agrees with", ""]
+    if row is None:
+        return lines + ["Not run (`python -m bench.recommendations`).", ""]
+    api, ease = row["api"], row["ease"]
+    lines += [_provenance(row), "",
+              "Temporal split, every user's past posted through the API and every user "
+              f"ranked (k = 10, with explanations); like weight {row['like_weight']} "
+              "(chosen on validation liked NDCG@10: "
+              + ", ".join(f"{w}: {v:.4f}" for w, v in row["validation_liked_ndcg"].items())
+              + "). `bench/recommendations.py`.", "",
+              "| order | NDCG@10 | liked NDCG@10 | top-10 predicted < 3 | reasons > 0 | "
+              "reasons rated >= 4 |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in ("recommended", "ranking"):
+        m = api[name]
+        lines.append(f"| {name} | {m['ndcg']:.4f} | {m['liked_ndcg']:.4f} | "
+                     f"{m['below_3_share']:.1%} | {m['reasons_positive_share']:.1%} | "
+                     f"{m['reasons_liked_share']:.1%} |")
+    lines += [f"| EASE {ease['params']} | {ease['ndcg']:.4f} | {ease['liked_ndcg']:.4f} | | | |",
+              "", f"Carousel rows with 10 items: {api['carousels']['full_share']:.1%} of "
+              f"{api['carousels']['rows']} rows; items repeated within a user's rows: "
+              f"{api['carousels']['repeated_items']}. The rating model's top-attention item "
+              f"is the bigger lever in {row['attention_lever']['top_attention_bigger_lever']:.1%}"
+              f" of {row['attention_lever']['pairs']} pairs.", ""]
+    return lines
+
+
 def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | None) -> list[str]:
     lines = ["## Speed", ""]
     if serve is None:
@@ -235,6 +262,7 @@ def main() -> None:
     lines += new_users_section(newest("new_users"))
     lines += ranking_section(newest("ranking"))
     lines += ablation_section(newest("ranker_ablation"))
+    lines += recommendations_section(newest("recommendations"))
     lines += speed_section(newest("serve"), newest("new_user_speed"), newest("scaling"))
     lines += findings_section()
     REPORT.write_text("\n".join(lines))

@@ -79,7 +79,7 @@ def history(n_items: int, length: int, rng: np.random.Generator) -> History:
 
 
 def rank_job(h: History, targets: np.ndarray) -> ScoreJob:
-    return ScoreJob(h, targets, ranking=True, rate_top=10)
+    return ScoreJob(h, targets, "ranking", top=10)
 
 
 def by_history_candidates_batch(

@@ -213,7 +213,7 @@ def compute_floor(artifact_dir: Path, histories: list[History], candidates: np.n
     pools = [every[~np.isin(every, h.items)] if candidates is None else candidates
              for h in histories]
     pairs = list(zip(histories, pools, strict=True))
-    jobs = [ScoreJob(h, pool, ranking=True, rate_top=10) for h, pool in pairs]
+    jobs = [ScoreJob(h, pool, "ranking", top=10) for h, pool in pairs]
     batches = [pad_batch([h], [pool]) for h, pool in pairs]
 
     def median_ms(call) -> float:  # noqa: ANN001 - a zero-argument callable

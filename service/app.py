@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
         artifact = load_artifact(settings.artifact, device)
-        predictor = Predictor(artifact, device)
+        predictor = Predictor(artifact, device, settings.like_weight, settings.recommend_depth)
         vectors = predictor.item_vectors()
         retrieval = ItemIndex(vectors.embeddings, vectors.bias)
         batcher = MicroBatcher(

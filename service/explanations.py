@@ -1,6 +1,8 @@
 """Why: the history items behind a prediction, and the home page's "because you watched X"
 rows. Every reason is an exact leave-one-out contribution from the predictor's one batched
-call (`Predictor.contributions`), reported beside the model's attention on the item.
+call (`Predictor.contributions`), reported beside the model's attention on the item:
+items that raise the score are reasons (`because`), items that lower it are named apart
+(`despite`), never shown as reasons.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 
 from models.history import History
 from models.inference.contributions import Contributions
-from models.inference.predictor import ExplainJob, ModelName, Predictor, ScoreJob, ScoreResult
+from models.inference.predictor import ExplainJob, Order, Predictor, ScoreJob, ScoreResult
 from service.batcher import MicroBatcher
 from service.catalogue import Item, ItemCatalogue
 
@@ -28,12 +30,13 @@ class Reason:
 
 
 @dataclass(frozen=True)
-class CarouselRow:
-    """A liked history item (at `position`) and the best-ranked items that owe most to it,
-    as positions in the scored pool."""
+class Reasons:
+    because: list[Reason]  # contribution > 0, largest first
+    despite: list[Reason]  # contribution < 0, most negative first
 
-    position: int
-    pool_positions: np.ndarray
+
+# A contribution smaller than this is float32 rounding, not a reason either way.
+NEGLIGIBLE = 1e-6
 
 
 class Explainer:
@@ -48,42 +51,51 @@ class Explainer:
         self._catalogue = catalogue
 
     async def contributions(
-        self, history: History, targets: np.ndarray, model: ModelName
+        self, history: History, targets: np.ndarray, order: Order,
+        positions: np.ndarray | None = None,
     ) -> Contributions:
-        """Contributions to `model`'s prediction for each target: one batched call on
-        the scoring thread."""
-        [found] = await self._batcher.call(
-            self._predictor.contributions, [ExplainJob(history, targets, model)]
-        )
+        """Contributions to each target's `order` score: one batched call on the scoring
+        thread."""
+        job = ExplainJob(history, targets, order, positions)
+        [found] = await self._batcher.call(self._predictor.contributions, [job])
         return found
 
-    def reasons(self, found: Contributions, k: int) -> list[list[Reason]]:
-        """For each target, the k history items that raise its prediction most, most first."""
-        order = np.argsort(-found.contribution, axis=1, kind="stable")[:, :k]  # (C, k)
+    def reasons(self, found: Contributions, k: int) -> list[Reasons]:
+        """For each target, the k history items that raise its score most and the k that
+        lower it most."""
+        order = np.argsort(-found.contribution, axis=1, kind="stable")  # (C, P)
         items = found.history.items[found.positions].tolist()
         ratings = found.history.ratings[found.positions].tolist()
         attention, contribution = found.attention.tolist(), found.contribution.tolist()
-        return [
-            [
-                Reason(self._catalogue.item(items[j]), ratings[j], attention[row][j],
-                       contribution[row][j])
-                for j in order[row].tolist()
-            ]
-            for row in range(len(order))
-        ]
+
+        def reason(row: int, j: int) -> Reason:
+            return Reason(self._catalogue.item(items[j]), ratings[j], attention[row][j],
+                          contribution[row][j])
+
+        out = []
+        for row, ranked in enumerate(order.tolist()):
+            up = [j for j in ranked[:k] if contribution[row][j] > NEGLIGIBLE]
+            down = [j for j in reversed(ranked[-k:]) if contribution[row][j] < -NEGLIGIBLE]
+            out.append(Reasons([reason(row, j) for j in up], [reason(row, j) for j in down]))
+        return out
 
     async def carousel_rows(
-        self, history: History, anchors: list[int], pool: np.ndarray, top: np.ndarray, k: int
-    ) -> list[CarouselRow]:
-        """Each of `top` (positions in `pool`, best-ranked first) goes to the anchor whose
-        removal lowers its ranking score most, if any does; each anchor keeps its best k.
-        Exact removal, not attention: the ranker's recency offsets put most attention on
-        the newest items, so the newest anchor would take nearly every item."""
-        job = ExplainJob(history, pool[top], "ranking", np.array(anchors, np.int64))
-        [found] = await self._batcher.call(self._predictor.contributions, [job])
-        owner = found.contribution.argmax(axis=1)  # (top,)
-        owes = found.contribution.max(axis=1) > 0
-        return [
-            CarouselRow(position, top[(owner == a) & owes][:k])
-            for a, position in enumerate(anchors)
-        ]
+        self, history: History, anchors: list[int], candidates: np.ndarray, k: int
+    ) -> list[list[int]]:
+        """For each anchor (a history position), up to k of `candidates` (best first), each
+        truly pushed up by its anchor: removing the anchor lowers the item's recommended
+        score. An item goes to the row, not yet full, whose anchor it owes most; no item
+        is shown twice. Rows are lists of positions in `candidates`."""
+        found = await self.contributions(
+            history, candidates, "recommended", np.array(anchors, np.int64)
+        )
+        rows: list[list[int]] = [[] for _ in anchors]
+        for position, owed in enumerate(found.contribution.tolist()):  # best first
+            open_rows = [
+                a for a in range(len(anchors)) if len(rows[a]) < k and owed[a] > NEGLIGIBLE
+            ]
+            if open_rows:
+                rows[max(open_rows, key=lambda a: owed[a])].append(position)
+            if all(len(row) == k for row in rows):
+                break
+        return rows

@@ -9,22 +9,19 @@ results into JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from models.artifact import Artifact
 from models.history import History
-from models.inference.predictor import Predictor, ScoreJob, ScoreResult
+from models.inference.predictor import Order, Predictor, ScoreJob, ScoreResult
 from service.batcher import MicroBatcher
 from service.catalogue import Item, ItemCatalogue
-from service.explanations import Explainer, Reason
+from service.explanations import Explainer, Reasons
 from service.rating_store import Rating, RatingStore
 from service.retrieval import ItemIndex
 from service.settings import Settings
 from service.validation import Limits, NewRating
-
-Order = Literal["ranking", "rating"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class Ranked:
     item: Item
     score: float
     predicted_rating: float
-    because: list[Reason] | None = None
+    reasons: Reasons | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class RankedList:
 @dataclass(frozen=True)
 class Explained:
     predicted_rating: float
-    because: list[Reason]
+    reasons: Reasons
     cold_start: bool
 
 
@@ -59,6 +56,9 @@ class Carousel:
     anchor: Item
     anchor_rating: float
     items: list[Ranked]
+
+
+CAROUSEL_DEPTH = 10  # candidates per carousel slot: k = 10, 3 rows -> the best 300
 
 
 class Recommender:
@@ -135,10 +135,10 @@ class Recommender:
         k: int,
         exclude_rated: bool,
         explain: bool,
-        order: Order = "ranking",
+        order: Order = "recommended",
     ) -> RankedList:
-        """Top k by the ranker's score (`order="ranking"`) or by predicted rating. With
-        `explain`, the k items' reasons come from one batched call for all of them."""
+        """Top k in `order` (models/inference/predictor.py). With `explain`, the k items'
+        reasons come from the same call, decomposing the score that ordered them."""
         self.limits.check_k(k)
         history = await self._history(user_id, inline)
         if candidates is not None:
@@ -150,17 +150,16 @@ class Recommender:
             pool = pool[~np.isin(pool, history.items)]
         if len(pool) == 0:
             return RankedList([], len(history) == 0)
-        by_ranking = order == "ranking"
-        job = ScoreJob(history, pool, by_ranking, rate_top=k, explain=explain)
-        result = await self._batcher.submit(job)
-        score = result.ranking if by_ranking else result.ratings
-        because: list[list[Reason] | None] = [None] * len(result.best)
+        result = await self._batcher.submit(
+            ScoreJob(history, pool, order, top=k, explain=explain)
+        )
+        reasons: list[Reasons | None] = [None] * len(result.best)
         if result.contributions is not None:
-            because = self._explainer.reasons(result.contributions, self._settings.explain_items)
+            reasons = self._explainer.reasons(result.contributions, self._settings.explain_items)
         items = [
-            Ranked(self._catalogue.item(int(pool[i])), float(score[i]),
-                   float(result.ratings[i]), reasons)
-            for i, reasons in zip(result.best, because, strict=True)
+            Ranked(self._catalogue.item(int(pool[i])), float(result.score[i]),
+                   float(result.ratings[i]), why)
+            for i, why in zip(result.best, reasons, strict=True)
         ]
         return RankedList(items, len(history) == 0)
 
@@ -178,8 +177,8 @@ class Recommender:
         return Explained(float(found.prediction[0]), reasons, len(history) == 0)
 
     async def carousels(self, user_id: str, rows: int, k: int) -> list[Carousel]:
-        """For each recent highly rated item X the ranker reads, the best-ranked items
-        that owe most to X ("because you watched X")."""
+        """For each recent item X the user liked (and the ranker reads), up to k of the
+        best recommendations that X truly pushes up ("because you watched X")."""
         history = await self._history(user_id, None)
         newest_first = range(len(history) - 1, -1, -1)
         window = len(history) - self._predictor.max_history  # older items are not read
@@ -189,20 +188,23 @@ class Recommender:
         pool = pool[~np.isin(pool, history.items)]
         if not anchors or len(pool) == 0:
             return []
-        shown = max(k * rows * 4, 50)
-        result = await self._batcher.submit(ScoreJob(history, pool, ranking=True, rate_top=shown))
-        assigned = await self._explainer.carousel_rows(history, anchors, pool, result.best, k)
+        # Deep enough that rows fill with items their anchor really pushes up.
+        depth = max(k * len(anchors) * CAROUSEL_DEPTH, self._settings.recommend_depth)
+        result = await self._batcher.submit(ScoreJob(history, pool, "recommended", top=depth))
+        candidates = pool[result.best]
+        assigned = await self._explainer.carousel_rows(history, anchors, candidates, k)
         return [
             Carousel(
-                self._catalogue.item(int(history.items[row.position])),
-                float(history.ratings[row.position]),
+                self._catalogue.item(int(history.items[anchor])),
+                float(history.ratings[anchor]),
                 [
-                    Ranked(self._catalogue.item(int(pool[i])), float(result.ranking[i]),
-                           float(result.ratings[i]))
-                    for i in row.pool_positions
+                    Ranked(self._catalogue.item(int(candidates[j])),
+                           float(result.score[result.best[j]]),
+                           float(result.ratings[result.best[j]]))
+                    for j in row
                 ],
             )
-            for row in assigned
+            for anchor, row in zip(anchors, assigned, strict=True)
         ]
 
     # -- candidates ----------------------------------------------------------------------

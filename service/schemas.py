@@ -83,16 +83,18 @@ class RankRequest(_ForUser):
     k: int = Field(default=10, ge=1)
     exclude_rated: bool = True
     explain: bool = False
-    order: Literal["ranking", "rating"] = Field(
-        default="ranking",
-        description="ranking: what the user is likely to pick next (the ranker); "
-        "rating: highest predicted rating first",
+    order: Literal["recommended", "ranking", "rating"] = Field(
+        default="recommended",
+        description="recommended: what the user will pick and like (the ranker's logit "
+        "plus the weighted predicted rating); ranking: what the user is likely to pick "
+        "next (the ranker alone); rating: highest predicted rating first",
     )
 
 
 class Because(BaseModel):
-    """One history item behind a prediction: its attention weight, and how much the
-    prediction drops when it is left out of the history (exact, not approximated)."""
+    """One history item behind a prediction: the user's rating of it, the model's attention
+    weight on it, and how much the score drops when it is left out of the history (exact,
+    not approximated): positive in `because`, negative in `despite`."""
 
     item_id: str
     title: str
@@ -105,16 +107,22 @@ class RankedItem(BaseModel):
     item_id: str
     title: str
     score: float = Field(
-        description="what the list is ordered by: the ranker's logit (comparable within one "
-        "response only) or, with order=rating, the predicted rating"
+        description="what the list is ordered by (comparable within one response only): "
+        "the recommended score, the ranker's logit, or, with order=rating, the predicted "
+        "rating"
     )
     predicted_rating: float
-    because: list[Because] | None = None
+    because: list[Because] | None = Field(
+        default=None, description="with explain: the history items that raise `score` most"
+    )
+    despite: list[Because] | None = Field(
+        default=None, description="with explain: the history items that lower `score` most"
+    )
 
 
 class RankResponse(BaseModel):
     items: list[RankedItem]
-    order: Literal["ranking", "rating"]
+    order: Literal["recommended", "ranking", "rating"]
     cold_start: bool
     model_version: str
 
@@ -124,7 +132,8 @@ class ExplanationResponse(BaseModel):
     item_id: str
     predicted_rating: float
     cold_start: bool
-    because: list[Because]
+    because: list[Because] = Field(description="history items that raise the prediction")
+    despite: list[Because] = Field(description="history items that lower the prediction")
     note: str | None = None
     model_version: str
 

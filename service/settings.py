@@ -21,6 +21,8 @@ BECAUSE_REDIS_MAX_CONNECTIONS=64         per process; more concurrent commands w
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
 BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
 BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores - 1
+BECAUSE_LIKE_WEIGHT=1.0                  order=recommended: weight of the predicted rating
+BECAUSE_RECOMMEND_DEPTH=100              order=recommended: best by logit the rating reranks
 
 Ratings outside the model's scale, NaN and infinities are always refused (422).
 """
@@ -34,6 +36,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.inference.predictor import DEPTH, LIKE_WEIGHT
 from service.access import ApiKeys, Scope, read_keys_file
 
 
@@ -93,6 +96,10 @@ class Settings(BaseSettings):
     retrieval_per_query: int = Field(default=150, ge=1)
     retrieval_popular: int = Field(default=100, ge=0)  # top items by learned bias, always added
     explain_items: int = Field(default=3, ge=1)  # `because` entries per ranked item
+    # order=recommended: ranking logit + like_weight x (predicted rating - the scale's
+    # middle), over the recommend_depth best by logit (bench/findings.md: how chosen).
+    like_weight: float = Field(default=LIKE_WEIGHT, ge=0)
+    recommend_depth: int = Field(default=DEPTH, ge=1)
 
     @model_validator(mode="after")
     def _keys_and_production(self) -> Settings:

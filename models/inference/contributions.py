@@ -2,8 +2,9 @@
 really removed. Attention says where a model looked; this says what each item did.
 
 For one history, C targets and P history positions, one batched pass per model:
-- the rating model has no notion of position, so removing an item is masking it: one
-  history with C x (P + 1) target slots, each slot with its own context mask;
+- the rating model has no notion of position, so removing an item is leaving it out of
+  the context: with its inner-product head every (target, item) product is computed once
+  and each variant re-weighs them (`RatingModel.leave_one_out`);
 - the ranking model's recency offsets depend on positions: removing an item moves the
   older ones a step closer to the newest, so `RankingModel.leave_one_out` keeps each hop's
   keys and values at two ages, computed once, and the P variants pick per column.
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 
 from models.history import History, pad_batch
-from models.inference.scoring import rating_output
 from models.networks.ranking import ItemSide, RankingModel
 from models.networks.rating import RatingModel
 
@@ -43,17 +43,20 @@ def rating_contributions(
     model: RatingModel, history: History, targets: np.ndarray, positions: np.ndarray,
     device: torch.device,
 ) -> Contributions:
-    n, c, p = len(history), len(targets), len(positions)
-    # Slot (t, 0): target t on the whole history; slot (t, 1 + j): without positions[j].
-    context = np.ones((c, p + 1, max(1, n)), bool)
-    context[:, np.arange(1, p + 1), positions] = False
-    batch = pad_batch([history], [np.repeat(targets, p + 1)], device)
-    mask = torch.from_numpy(context.reshape(1, c * (p + 1), -1)).to(device)
-    out = rating_output(model, batch, mask)
-    rating = out.rating[0].float().cpu().numpy().reshape(c, p + 1)
-    attention = out.attention[0].float().cpu().numpy().reshape(c, p + 1, -1)[:, 0, positions]
+    rating, attention, without = model.leave_one_out(
+        torch.from_numpy(history.items).to(device),
+        torch.from_numpy(history.ratings).to(device),
+        torch.from_numpy(targets).to(device),
+        torch.from_numpy(positions).to(device),
+    )
+    rating_np = rating.float().cpu().numpy()
     return Contributions(
-        history, targets, rating[:, 0], positions, attention, rating[:, :1] - rating[:, 1:]
+        history,
+        targets,
+        rating_np,
+        positions,
+        attention[:, torch.from_numpy(positions).to(device)].float().cpu().numpy(),
+        rating_np[:, None] - without.T.float().cpu().numpy(),
     )
 
 

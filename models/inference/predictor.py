@@ -1,10 +1,19 @@
 """The one inference seam: an artifact's two models on one device, behind three calls.
 
-    run(jobs)            score a micro-batch: predicted ratings, and ranking scores for a
-                         ranking job (its best `rate_top` rated and, asked, explained)
+    run(jobs)            score a micro-batch: predicted ratings, or a job's candidates in
+                         one of three orders (its best `top` rated and, asked, explained)
     contributions(jobs)  exact leave-one-out contributions for many (history, targets) jobs
     item_vectors()       what retrieval indexes: the ranker's frozen item embeddings and
                          its learned item bias
+
+The three orders:
+
+    ranking       what the user will pick next: the ranking model's logit
+    rating        what the user will rate highest: the rating model's prediction
+    recommended   what the user will pick and like: the logit plus `like_weight` times the
+                  predicted rating's distance from the scale's middle, over the `depth`
+                  best by the logit, those predicted below the middle last (the weight
+                  chosen on a validation split, bench/recommendations.py)
 
 The service touches only this and the artifact; nothing else reaches into a network.
 Everything here is synchronous: the service runs it on its batcher's worker thread. Item-side
@@ -14,7 +23,7 @@ computed once, at construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -29,46 +38,51 @@ from models.inference.contributions import (
 )
 from models.inference.scoring import ranking_scores, rating_output
 
-ModelName = Literal["rating", "ranking"]
+Order = Literal["ranking", "rating", "recommended"]
+# Chosen on a validation split of MovieLens-100K's past (bench/ranking_quality.py): the
+# weight that maximised NDCG@10 over the held-out items the user rated 4 or more.
+LIKE_WEIGHT = 1.0
+DEPTH = 100  # candidates by ranking logit that the rating model reranks
+DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
 
 
 @dataclass(frozen=True)
 class ScoreJob:
     """Score `targets` (dense item indices) for one history.
 
-    ranking: add the ranking model's scores; then `rate_top`, when set, limits predicted
-    ratings to the best-ranked `rate_top` targets (a rank response shows only its top k,
-    and the rating model costs more than the ranking model). Without ranking, `rate_top`
-    names how many of the best-rated targets `best` lists.
-    explain: also the contributions of the history's items to the best `rate_top`, by
-    the model that ordered them (the ranking model for a ranking job, else the rating
-    model), computed in the same call, on the scores it already has."""
+    order: None for the predicted rating of every target (no order); else `best` lists the
+    best `top` targets in that order (all when None), each rated and, with `explain`,
+    explained: the contributions of the history's items to the score that ordered them.
+    The ranking model scores every target; the rating model only those it must (every
+    target for the rating order, the `depth` shortlist for the recommended one, else the
+    best `top`): it costs more per target."""
 
     history: History
     targets: np.ndarray
-    ranking: bool = False
-    rate_top: int | None = None
+    order: Order | None = None
+    top: int | None = None
     explain: bool = False
 
 
 @dataclass(frozen=True)
 class ScoreResult:
-    ratings: np.ndarray  # (C,) predicted ratings; NaN for targets outside `rate_top`
-    ranking: np.ndarray | None  # (C,) ranking scores (logits), when asked
-    best: np.ndarray | None = None  # positions of the best `rate_top`, best first
-    contributions: Contributions | None = None  # of the `best` targets, when asked
+    ratings: np.ndarray  # (C,) predicted ratings; NaN where not computed
+    ranking: np.ndarray | None  # (C,) ranking logits, for the ranking orders
+    score: np.ndarray | None = None  # (C,) what ordered `best`; NaN where not computed
+    best: np.ndarray | None = None  # positions of the best `top`, best first
+    contributions: Contributions | None = None  # to `score` of the `best`, when asked
 
 
 @dataclass(frozen=True)
 class ExplainJob:
-    """Contributions of `history`'s items to `model`'s prediction for each of `targets`.
+    """Contributions of `history`'s items to the `order` score of each of `targets`.
 
-    positions: history positions to measure (all the model reads when None); a position
-    the model does not read (older than its cap) is refused."""
+    positions: history positions to measure (all the models read when None); a position
+    no model reads (older than their caps) is refused."""
 
     history: History
     targets: np.ndarray
-    model: ModelName
+    order: Order
     positions: np.ndarray | None = None
 
 
@@ -81,7 +95,8 @@ class ItemVectors:
 def best_first(targets: np.ndarray, scores: np.ndarray, k: int | None = None) -> np.ndarray:
     """Positions of the best k `targets` (all when None) by descending score, ties by item
     index: the one order used for every ranked list. Sorts only the scores that can make
-    the top k, so a top 10 of 10,000 candidates sorts about 10."""
+    the top k, so a top 10 of 10,000 candidates sorts about 10. NaN scores come last."""
+    scores = np.nan_to_num(scores, nan=-np.inf)
     if k is not None and k <= 0:
         return np.zeros(0, np.int64)
     if k is not None and k < len(scores):
@@ -93,7 +108,13 @@ def best_first(targets: np.ndarray, scores: np.ndarray, k: int | None = None) ->
 
 
 class Predictor:
-    def __init__(self, artifact: Artifact, device: torch.device):
+    def __init__(
+        self,
+        artifact: Artifact,
+        device: torch.device,
+        like_weight: float = LIKE_WEIGHT,
+        depth: int = DEPTH,
+    ):
         self.rating_model = artifact.rating_model.to(device)
         self.ranking_model = artifact.ranking_model.to(device)
         with torch.inference_mode():
@@ -101,6 +122,9 @@ class Predictor:
         self.device = device
         self.max_context = self.rating_model.config.max_context
         self.max_history = self.ranking_model.config.max_history
+        self.like_weight = like_weight
+        self.depth = depth
+        self.scale = artifact.scale
 
     def run(self, jobs: list[ScoreJob]) -> list[ScoreResult]:
         """Scores a micro-batch. Jobs are grouped by target count (powers of two) so a
@@ -108,24 +132,18 @@ class Predictor:
         results: list[ScoreResult | None] = [None] * len(jobs)
         groups: dict[tuple[int, bool], list[int]] = {}
         for index, job in enumerate(jobs):
-            key = (max(1, len(job.targets)).bit_length(), job.ranking)
-            groups.setdefault(key, []).append(index)
-        for (_, ranking), members in groups.items():
-            if ranking:
-                self._run_ranking(jobs, members, results)
-                continue
-            out = rating_output(self.rating_model, self._batch(jobs, members, self.max_context))
-            ratings = out.rating.float().cpu().numpy()
-            for row, i in enumerate(members):
-                job, rated = jobs[i], ratings[row, : len(jobs[i].targets)]
-                best = None
-                if job.rate_top is not None:
-                    best = best_first(job.targets, rated, job.rate_top)
-                results[i] = ScoreResult(rated, None, best, self._explained(job, best, "rating"))
+            ranked = job.order in ("ranking", "recommended")
+            groups.setdefault((max(1, len(job.targets)).bit_length(), ranked), []).append(index)
+        for (_, ranked), members in groups.items():
+            logits = self._ranking(jobs, members) if ranked else [None] * len(members)
+            shortlists = [self._shortlist(jobs[i], r) for i, r in zip(members, logits, strict=True)]
+            ratings = self._ratings_at(jobs, members, shortlists)
+            for i, ranking, rated in zip(members, logits, ratings, strict=True):
+                results[i] = self._result(jobs[i], ranking, rated)
         return results  # type: ignore[return-value]
 
     def contributions(self, jobs: list[ExplainJob]) -> list[Contributions]:
-        """Exact leave-one-out for every job, each in one batched pass of its model."""
+        """Exact leave-one-out for every job, each in one batched pass per model it needs."""
         return [self._contributions(job) for job in jobs]
 
     def item_vectors(self) -> ItemVectors:
@@ -135,8 +153,51 @@ class Predictor:
             model.item_bias.detach().float().cpu().numpy(),
         )
 
+    def recommended(self, ranking: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        """The recommended score from a ranking logit and a predicted rating."""
+        return ranking + self.like_weight * (ratings - self.scale.mid)
+
+    def _ranking(self, jobs: list[ScoreJob], members: list[int]) -> list[np.ndarray]:
+        batch = self._batch(jobs, members, self.max_history)
+        scores = ranking_scores(self.ranking_model, batch, self.item_side).float().cpu().numpy()
+        return [scores[row, : len(jobs[i].targets)] for row, i in enumerate(members)]
+
+    def _shortlist(self, job: ScoreJob, ranking: np.ndarray | None) -> np.ndarray:
+        """Positions of the targets the rating model must score for this job."""
+        if ranking is None:
+            return np.arange(len(job.targets))
+        wanted = job.top
+        if job.order == "recommended":
+            wanted = max(self.depth, job.top or 0)
+        return best_first(job.targets, ranking, wanted)
+
+    def _result(
+        self, job: ScoreJob, ranking: np.ndarray | None, ratings: np.ndarray
+    ) -> ScoreResult:
+        if job.order is None:
+            return ScoreResult(ratings, None)
+        score = {"ranking": ranking, "rating": ratings}.get(job.order)
+        order_by = score
+        if job.order == "recommended":
+            score = self.recommended(ranking, ratings)
+            # What the rating model expects the user to dislike comes after everything
+            # else on the shortlist: it fills the list only when nothing else is left.
+            order_by = np.where(  # float64: a float32 would round the shifted scores
+                ratings < self.scale.mid, score.astype(np.float64) - DISLIKED_LAST, score
+            )
+        best = best_first(job.targets, order_by, job.top)
+        explained = None
+        if job.explain:
+            explained = self._contributions(ExplainJob(job.history, job.targets[best], job.order))
+        return ScoreResult(ratings, ranking, score, best, explained)
+
     def _contributions(self, job: ExplainJob) -> Contributions:
-        cap = self.max_history if job.model == "ranking" else self.max_context
+        """The rating model reads the newest `max_context` items, the ranking model the
+        newest `max_history`; positions are the history's own, shifted onto the window
+        measured. An item a model does not read contributes exactly nothing to it."""
+        caps = {"rating": self.max_context, "ranking": self.max_history,
+                "recommended": max(self.max_context, self.max_history)}
+        cap = caps[job.order]
         offset = max(0, len(job.history) - cap)
         history = job.history.newest(cap)
         if job.positions is None:
@@ -144,38 +205,42 @@ class Predictor:
         else:
             positions = np.asarray(job.positions, np.int64) - offset
             if len(positions) and (positions.min() < 0 or positions.max() >= len(history)):
-                raise ValueError(f"positions outside the newest {cap} items the model reads")
+                raise ValueError(f"positions outside the newest {cap} items the models read")
         targets = np.asarray(job.targets, np.int64)
-        if job.model == "ranking":
-            return ranking_contributions(
-                self.ranking_model, history, targets, positions, self.device, self.item_side
-            )
-        return rating_contributions(self.rating_model, history, targets, positions, self.device)
+        if job.order == "rating":
+            return rating_contributions(self.rating_model, history, targets, positions,
+                                        self.device)
+        ranked = self._ranking_contributions(history, targets, positions)
+        if job.order == "ranking":
+            return ranked
+        rated = rating_contributions(self.rating_model, history, targets, positions, self.device)
+        return Contributions(
+            history,
+            targets,
+            self.recommended(ranked.prediction, rated.prediction),
+            positions,
+            rated.attention,  # the rating model's: what "because you watched" shows
+            ranked.contribution + self.like_weight * rated.contribution,
+        )
 
-    def _run_ranking(
-        self, jobs: list[ScoreJob], members: list[int], results: list[ScoreResult | None]
-    ) -> None:
-        """The ranking model over every target, then the rating model over each job's
-        best `rate_top` (all targets when None)."""
-        batch = self._batch(jobs, members, self.max_history)
-        scores = ranking_scores(self.ranking_model, batch, self.item_side).float().cpu().numpy()
-        best = [
-            best_first(jobs[i].targets, scores[row, : len(jobs[i].targets)], jobs[i].rate_top)
-            for row, i in enumerate(members)
-        ]
-        ratings = self._ratings_at(jobs, members, best)
-        for row, i in enumerate(members):
-            explained = self._explained(jobs[i], best[row], "ranking")
-            results[i] = ScoreResult(
-                ratings[row], scores[row, : len(jobs[i].targets)], best[row], explained
-            )
-
-    def _explained(
-        self, job: ScoreJob, best: np.ndarray | None, model: ModelName
-    ) -> Contributions | None:
-        if not job.explain or best is None:
-            return None
-        return self._contributions(ExplainJob(job.history, job.targets[best], model))
+    def _ranking_contributions(
+        self, history: History, targets: np.ndarray, positions: np.ndarray
+    ) -> Contributions:
+        """Ranking contributions over `history` even where it is longer than the ranking
+        model reads: the older items, which it never sees, contribute 0."""
+        offset = max(0, len(history) - self.max_history)
+        read = positions >= offset
+        found = ranking_contributions(
+            self.ranking_model, history.newest(self.max_history), targets,
+            positions[read] - offset, self.device, self.item_side,
+        )
+        if read.all():
+            return replace(found, history=history, positions=positions)
+        attention = np.zeros((len(targets), len(positions)), np.float32)
+        contribution = np.zeros((len(targets), len(positions)), np.float32)
+        attention[:, read], contribution[:, read] = found.attention, found.contribution
+        return Contributions(history, targets, found.prediction, positions, attention,
+                             contribution)
 
     def _ratings_at(
         self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray]

@@ -43,6 +43,10 @@ class RatingModelConfig:
     hidden: tuple[int, ...] = (200, 100)
     dropout: float = 0.3
     user_bias_reg: float = 5.0
+    # The user bias as the attention-weighted mean residual, not the plain mean: what the
+    # attention shows is then what moves the prediction (u1 RMSE 0.9176 against 0.9185;
+    # bench/findings.md). False: Hutter et al.'s plain shrunk mean.
+    attentive_bias: bool = True
     max_context: int = 512  # newest history items used at inference (deterministic)
 
     def to_dict(self) -> dict:
@@ -130,7 +134,9 @@ class RatingModel(nn.Module):
         scores = scores.masked_fill(~context, float("-inf"))
         attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
 
-        weight, base = self._rating_weights(hist_items, hist_ratings, context, n_context, targets)
+        weight, base = self._rating_weights(
+            hist_items, hist_ratings, context, n_context, targets, attention
+        )
         # (H, C, L) x (H, L, E) -> (H, C, E)
         user = torch.bmm(attention * weight, self.taste(hist_items))
         if self.implicit is not None:
@@ -139,6 +145,68 @@ class RatingModel(nn.Module):
 
         return self._head(user, m_target, base, attention)
 
+    def leave_one_out(
+        self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Exact leave-one-out for one history (L,) and targets (C,): the predicted ratings
+        with the whole history (C,), its attention (C, L), and the ratings with the item at
+        each of `positions` (P,) removed (P, C). This model has no notion of position, so
+        removing an item is leaving it out of the context.
+
+        With the inner-product head and biases the prediction is linear in the attention:
+        rating = mu + b_i + b_u + sum_j att_ij ((r_j - mu - b_j - b_u) / half * t_j + y_j) . m_i,
+        and removing item p only renormalises the others' attention. So every (target,
+        item) product is computed once, (C, L), and each variant's attention-weighted sums
+        come from prefix and suffix sums over the history (never a difference of sums, so
+        removing a dominant item loses no precision): O(C L) for all variants together.
+        Other heads run `forward` once per variant slot, each with its own context mask."""
+        n, v = hist_items.shape[0], positions.shape[0] + 1
+        if self.mlp is not None or self.item_bias is None:
+            keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
+            keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
+            c = targets.shape[0]
+            everything = torch.ones_like(hist_items[None], dtype=torch.bool)
+            slots = targets.repeat_interleave(v)[None]  # (1, C V): each target V times
+            out = self(hist_items[None], hist_ratings[None], everything, slots, None,
+                       keep.repeat(c, 1)[None])  # (1, C V, L)
+            rating = out.rating[0].view(c, v)
+            attention = out.attention[0].view(c, v, n)[:, 0]
+            return rating[:, 0], attention, rating[:, 1:].T
+        own = (hist_items[None, :] != targets[:, None]).to(torch.float32)  # (C, L)
+        m_target, m_hist = self.structure(targets), self.structure(hist_items)  # (C|L, E)
+        scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
+        logits = (m_target @ m_hist.T * scale).masked_fill(own == 0, float("-inf"))  # (C, L)
+        peak = torch.cat([logits, logits.new_full((logits.shape[0], 1), float("-inf"))], 1)
+        peak = peak.amax(-1, keepdim=True)
+        weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # (C, L); 0 outside
+        residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
+        taste = m_target @ self.taste(hist_items).T / self.scale.half  # (C, L): t_j . m_i
+        pulled = residual * taste  # (C, L)
+        if self.implicit is not None:
+            pulled = pulled + m_target @ self.implicit(hist_items).T
+        # Per column: [weight, weight r, weight pulled, weight taste, in context, r in context]
+        parts = torch.stack([weight, weight * residual, weight * pulled, weight * taste,
+                             own, own * residual], dim=-1)  # (C, L, 6)
+        zero = parts.new_zeros(parts.shape[0], 1, parts.shape[2])
+        left = torch.cat([zero, parts.cumsum(1)], dim=1)  # [:, p]: the columns before p
+        right = torch.cat([parts.flip(1).cumsum(1).flip(1), zero], dim=1)  # [:, p]: from p on
+        sums = torch.cat([right[:, :1], left[:, positions] + right[:, positions + 1]], dim=1)
+        mass, weighted, n_context = sums[..., 0], sums[..., 1:4], sums[..., 4]  # (C, V, ...)
+        mean = torch.where(mass[..., None] > 0, weighted / mass[..., None], 0.0)
+        shrink = n_context + self.config.user_bias_reg
+        if self.config.attentive_bias:
+            user_bias = mean[..., 0] * n_context / shrink
+        else:
+            user_bias = sums[..., 5] / shrink
+        raw = mean[..., 1] - user_bias * mean[..., 2]  # (C, V)
+        default = (m_target @ self.default_user)[:, None]  # (C, 1): an empty context
+        raw = torch.where(n_context > 0, raw, default)
+        rating = self.global_mean + self.item_bias(targets) + user_bias + raw  # (C, V)
+        rating = rating.clamp(self.scale.low, self.scale.high)
+        total = mass[:, :1]
+        attention = torch.where(total > 0, weight / total, 0.0)
+        return rating[:, 0], attention, rating[:, 1:].T
+
     def _rating_weights(
         self,
         hist_items: Tensor,
@@ -146,19 +214,29 @@ class RatingModel(nn.Module):
         context: Tensor,
         n_context: Tensor,
         targets: Tensor,
+        attention: Tensor,
     ) -> tuple[Tensor, Tensor | None]:
         """Signed per-item weights (H, C, L) and, with biases, the baseline (H, C)."""
-        cfg, half = self.config, self.scale.half
+        half = self.scale.half
         if self.item_bias is None:
             weight = ((hist_ratings - self.scale.mid) / half)[:, None, :].expand_as(context)
             return weight, None
         residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
-        context_f = context.to(residual.dtype)
-        # Ad hoc user bias: the shrunk mean residual of this target's context. (H, C)
-        user_bias = (context_f * residual[:, None, :]).sum(-1) / (n_context + cfg.user_bias_reg)
+        user_bias = self._user_bias(context, attention, residual[:, None, :], n_context)
         weight = (residual[:, None, :] - user_bias[..., None]) / half
         base = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias
         return weight, base
+
+    def _user_bias(
+        self, context: Tensor, attention: Tensor, residual: Tensor, n_context: Tensor
+    ) -> Tensor:
+        """The ad hoc user bias: the shrunk mean residual of the target's context, or,
+        with `attentive_bias`, its attention-weighted mean shrunk alike (equal when the
+        attention is uniform), so an item the target does not attend to moves nothing."""
+        shrink = n_context + self.config.user_bias_reg
+        if self.config.attentive_bias:
+            return (attention * residual).sum(-1) * n_context / shrink
+        return (context * residual).sum(-1) / shrink
 
     def _head(
         self, user: Tensor, m_target: Tensor, base: Tensor | None, attention: Tensor

@@ -33,7 +33,8 @@ def ranked_items(ranked: list[Ranked]) -> list[RankedItem]:
             title=r.item.title,
             score=r.score,
             predicted_rating=r.predicted_rating,
-            because=None if r.because is None else because(r.because),
+            because=None if r.reasons is None else because(r.reasons.because),
+            despite=None if r.reasons is None else because(r.reasons.despite),
         )
         for r in ranked
     ]

@@ -66,7 +66,8 @@ async def explanation(
         item_id=item_id,
         predicted_rating=explained.predicted_rating,
         cold_start=explained.cold_start,
-        because=because(explained.because),
+        because=because(explained.reasons.because),
+        despite=because(explained.reasons.despite),
         model_version=rec.version,
         note=(
             "no rated items the model knows: this is the default-user prediction, "

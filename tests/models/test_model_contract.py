@@ -187,3 +187,14 @@ def test_the_predictor_measures_only_what_each_model_reads(artifact_dir: Path) -
         predictor.contributions([ExplainJob(long, targets, "ranking", np.array([0]))])
     [every] = predictor.contributions([ExplainJob(long, targets, "rating")])
     assert every.contribution.shape == (2, 100)  # the rating model reads up to 512
+    # The recommended score decomposes exactly; the ranker never sees the 36 oldest items.
+    [blend] = predictor.contributions([ExplainJob(long, targets, "recommended")])
+    [ranked] = predictor.contributions([ExplainJob(long, targets, "ranking")])
+    expected = predictor.like_weight * every.contribution
+    expected[:, shift:] += ranked.contribution
+    np.testing.assert_allclose(blend.contribution, expected, atol=1e-5)
+    np.testing.assert_allclose(
+        blend.prediction,
+        ranked.prediction + predictor.like_weight * (every.prediction - 3.0),
+        atol=1e-5,
+    )

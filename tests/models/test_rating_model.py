@@ -16,7 +16,7 @@ from models.evaluation.rating import histories_by_user, rmse
 from models.evaluation.rating_baselines import BiasBaseline
 from models.history import History, pad_batch
 from models.inference.scoring import predict_ratings, rating_output
-from models.networks.rating import RatingModelConfig
+from models.networks.rating import RatingModel, RatingModelConfig
 from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
@@ -136,3 +136,26 @@ def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> No
     assert head("dot").shortest_context == 1
     assert head("mlp2").shortest_context == RatingTrainConfig().train_context
     assert head("mlp1", train_context_min=8).shortest_context == 8
+
+
+@pytest.mark.parametrize(
+    ("head", "attentive_bias"), [("mlp1", True), ("mlp2", True), ("dot", True), ("dot", False)]
+)
+def test_leave_one_out_equals_real_removal_for_every_head(head: str, attentive_bias: bool) -> None:
+    torch.manual_seed(0)
+    config = RatingModelConfig(dim=8, head=head, hidden=(8,), attentive_bias=attentive_bias)
+    model = RatingModel(config, 30, SCALE).eval()
+    with torch.no_grad():  # every weight away from its initial zeros
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
+    targets, positions = np.array([7, 25, 9]), np.arange(5)
+    with torch.inference_mode():
+        whole, attention, without = model.leave_one_out(
+            *(torch.from_numpy(x) for x in (history.items, history.ratings, targets, positions))
+        )
+    [real_whole] = predict_ratings(model, [history], [targets])
+    np.testing.assert_allclose(whole.numpy(), real_whole, atol=1e-5)
+    real = predict_ratings(model, [history.without(p) for p in positions], [targets] * 5)
+    np.testing.assert_allclose(without.numpy(), np.stack(real), atol=1e-5)
+    assert attention[0, 1] == 0.0  # target 7 is in the history: never attends to itself

@@ -93,7 +93,7 @@ async def test_rank_with_candidates_and_explanations(
     liked, disliked = liked_and_disliked(planted, 7)
     ratings = as_ratings(liked[:5], disliked[:5])
     candidates = liked[-4:] + disliked[-4:]
-    for order in ("rating", "ranking"):
+    for order in ("rating", "ranking", "recommended"):
         r = await client.post(
             "/v1/rank",
             json={"ratings": ratings, "candidates": candidates, "k": 3, "explain": True,
@@ -101,11 +101,18 @@ async def test_rank_with_candidates_and_explanations(
         )
         items = r.json()["items"]
         assert len(items) == 3 and all(x["item_id"] in candidates for x in items)
-        if order == "rating":  # the predicted ratings know the user's dislikes
+        if order != "ranking":  # the predicted ratings know the user's dislikes
             assert all(x["item_id"] in liked[-4:] for x in items)
         for item in items:
-            assert 1 <= len(item["because"]) <= 3
-            assert all(b["item_id"] in liked[:5] + disliked[:5] for b in item["because"])
+            named = item["because"] + item["despite"]
+            # A rating clipped to the top of the scale moves with no single item.
+            assert len(named) <= 6
+            assert named or (order == "rating" and item["predicted_rating"] == 5.0)
+            assert len(item["because"]) <= 3 and len(item["despite"]) <= 3
+            # Reasons raise the score, items that lower it are named apart.
+            assert all(b["contribution"] > 0 for b in item["because"])
+            assert all(d["contribution"] < 0 for d in item["despite"])
+            assert all(b["item_id"] in liked[:5] + disliked[:5] for b in named)
 
 
 async def test_the_largest_contribution_is_the_largest_real_drop(
@@ -114,10 +121,11 @@ async def test_the_largest_contribution_is_the_largest_real_drop(
     liked, disliked = liked_and_disliked(planted, 2)
     ratings = as_ratings(liked[:6], disliked[:6])
     await client.post("/v1/users/why/ratings", json={"ratings": ratings})
-    target = liked[-1]
+    target = disliked[-1]  # liked ones are predicted near 5, where the scale clamps them
     r = await client.get("/v1/users/why/explanations", params={"item_id": target, "k": 12})
     body = r.json()
-    assert r.status_code == 200 and len(body["because"]) == 12
+    named = body["because"] + body["despite"]
+    assert r.status_code == 200
     full = (await scores(client, {"ratings": ratings, "item_ids": [target]}))[target]
     assert np.isclose(body["predicted_rating"], full, atol=1e-5)
     drops = {}
@@ -126,11 +134,16 @@ async def test_the_largest_contribution_is_the_largest_real_drop(
         drops[left_out["item_id"]] = (
             full - (await scores(client, {"ratings": rest, "item_ids": [target]}))[target]
         )
-    top = body["because"][0]
-    assert top["item_id"] == max(drops, key=drops.get)
-    for b in body["because"]:
+    # Every item that moves the prediction is named, on the side it moves it; one that
+    # changes nothing (the rating is clamped to the scale) is neither a reason nor against.
+    moving = {i for i, d in drops.items() if abs(d) > 1e-5}
+    assert {b["item_id"] for b in named} == moving
+    assert body["because"][0]["item_id"] == max(drops, key=drops.get)
+    if body["despite"]:
+        assert body["despite"][0]["item_id"] == min(drops, key=drops.get)
+    for b in named:
         assert np.isclose(b["contribution"], drops[b["item_id"]], atol=1e-4)
-    assert np.isclose(sum(b["attention"] for b in body["because"]), 1.0, atol=1e-4)
+    assert sum(b["attention"] for b in named) <= 1.0 + 1e-4
 
 
 async def test_explanation_for_a_user_without_history(client: httpx.AsyncClient) -> None:
@@ -151,27 +164,26 @@ async def test_because_you_watched_rows(client: httpx.AsyncClient, planted: Plan
     anchors = [row["anchor"]["item_id"] for row in rows]
     assert anchors == list(reversed(liked[:8]))[: len(rows)]  # newest liked first
     shown = [x["item_id"] for row in rows for x in row["items"]]
-    assert shown and len(shown) == len(set(shown))
-    # Each item sits under the anchor whose removal lowers its ranking score most.
+    assert len(shown) == 3 * 5 and len(shown) == len(set(shown))  # full rows, no repeats
+    # Every item is truly pushed up by its anchor: removing the anchor lowers its
+    # recommended score; within a row the best come first.
     history = as_ratings(liked[:8], disliked[:4])
 
-    async def ranking_score(ratings: list[dict], item_id: str) -> float:
+    async def recommended_score(ratings: list[dict], item_id: str) -> float:
         body = {"ratings": ratings, "candidates": [item_id], "k": 1}
         r = await client.post("/v1/rank", json=body)
         assert r.status_code == 200, r.text
         return r.json()["items"][0]["score"]
 
     for row in rows:
-        for item in row["items"][:2]:
-            full = await ranking_score(history, item["item_id"])
-            drops = {
-                anchor: full - await ranking_score(
-                    [x for x in history if x["item_id"] != anchor], item["item_id"]
-                )
-                for anchor in anchors
-            }
-            assert max(drops, key=drops.get) == row["anchor"]["item_id"], drops
-            assert drops[row["anchor"]["item_id"]] > 0
+        scores_in_row = [x["score"] for x in row["items"]]
+        assert scores_in_row == sorted(scores_in_row, reverse=True)
+        anchor = row["anchor"]["item_id"]
+        without = [x for x in history if x["item_id"] != anchor]
+        for item in row["items"][:3]:
+            full = await recommended_score(history, item["item_id"])
+            assert np.isclose(full, item["score"], atol=1e-4)
+            assert full - await recommended_score(without, item["item_id"]) > 0
 
 
 async def test_micro_batched_scores_equal_single_requests(
@@ -204,7 +216,8 @@ async def test_rank_orders_by_the_ranker_and_explains_with_its_exact_drops(
     liked, disliked = liked_and_disliked(planted, 9)
     ratings = as_ratings(liked[:5], disliked[:5])
     candidates = liked[-4:] + disliked[-4:]
-    body = {"ratings": ratings, "candidates": candidates, "k": 8, "explain": True}
+    body = {"ratings": ratings, "candidates": candidates, "k": 8, "explain": True,
+            "order": "ranking"}
     ranked = (await client.post("/v1/rank", json=body)).json()
     assert ranked["order"] == "ranking" and len(ranked["items"]) == 8
     rated = await scores(client, {"ratings": ratings, "item_ids": candidates})
@@ -214,7 +227,8 @@ async def test_rank_orders_by_the_ranker_and_explains_with_its_exact_drops(
     for because in top["because"]:
         rest = [x for x in ratings if x["item_id"] != because["item_id"]]
         again = await client.post(
-            "/v1/rank", json={"ratings": rest, "candidates": [top["item_id"]], "k": 1}
+            "/v1/rank", json={"ratings": rest, "candidates": [top["item_id"]], "k": 1,
+                              "order": "ranking"}
         )
         drop = top["score"] - again.json()["items"][0]["score"]
         assert np.isclose(drop, because["contribution"], atol=1e-4)
@@ -266,3 +280,37 @@ def test_the_top_k_order_is_the_head_of_the_full_order() -> None:
     for k in (1, 5, 17, 199, 200, 500):
         assert np.array_equal(best_first(targets, scores, k), full[:k])
     assert len(best_first(targets, scores, 0)) == 0
+
+
+async def test_recommended_is_the_logit_plus_the_weighted_rating_and_explains_exactly(
+    client: httpx.AsyncClient, planted: PlantedData, settings: Settings
+) -> None:
+    liked, disliked = liked_and_disliked(planted, 11)
+    ratings = as_ratings(liked[:6], disliked[:4])
+    candidates = liked[-5:] + disliked[-5:]
+    body = {"ratings": ratings, "candidates": candidates, "k": 10}
+    recommended = (await client.post("/v1/rank", json={**body, "explain": True})).json()
+    assert recommended["order"] == "recommended"
+    logits = {
+        x["item_id"]: x["score"]
+        for x in (await client.post("/v1/rank", json={**body, "order": "ranking"})).json()[
+            "items"
+        ]
+    }
+    # What the rating model expects the user to dislike comes last; else by score.
+    tiers = [(x["predicted_rating"] >= 3.0, x["score"]) for x in recommended["items"]]
+    assert tiers == sorted(tiers, reverse=True)
+    assert any(not liked for liked, _ in tiers)  # the disliked candidates were ranked too
+    for item in recommended["items"]:
+        expected = logits[item["item_id"]] + settings.like_weight * (
+            item["predicted_rating"] - 3.0
+        )
+        assert np.isclose(item["score"], expected, atol=1e-4)
+    top = recommended["items"][0]
+    for reason in top["because"] + top["despite"]:
+        rest = [x for x in ratings if x["item_id"] != reason["item_id"]]
+        again = await client.post(
+            "/v1/rank", json={"ratings": rest, "candidates": [top["item_id"]], "k": 1}
+        )
+        drop = top["score"] - again.json()["items"][0]["score"]
+        assert np.isclose(drop, reason["contribution"], atol=1e-4)
