@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.history import History, pad_batch
+from models.history import History
 from models.networks.ranking import ItemSide, RankingModel
 from models.networks.rating import RatingModel
 
@@ -43,21 +43,8 @@ def rating_contributions(
     model: RatingModel, history: History, targets: np.ndarray, positions: np.ndarray,
     device: torch.device,
 ) -> Contributions:
-    rating, attention, without = model.leave_one_out(
-        torch.from_numpy(history.items).to(device),
-        torch.from_numpy(history.ratings).to(device),
-        torch.from_numpy(targets).to(device),
-        torch.from_numpy(positions).to(device),
-    )
-    rating_np = rating.float().cpu().numpy()
-    return Contributions(
-        history,
-        targets,
-        rating_np,
-        positions,
-        attention[:, torch.from_numpy(positions).to(device)].float().cpu().numpy(),
-        rating_np[:, None] - without.T.float().cpu().numpy(),
-    )
+    found = model.leave_one_out(*_tensors(history, targets, positions, device))
+    return _contributions(history, targets, positions, *found)
 
 
 @torch.inference_mode()
@@ -65,26 +52,29 @@ def ranking_contributions(
     model: RankingModel, history: History, targets: np.ndarray, positions: np.ndarray,
     device: torch.device, item_side: ItemSide | None = None,
 ) -> Contributions:
-    if len(history) == 0:
-        batch = pad_batch([history], [targets], device)
-        score = model.score(
-            batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets, item_side
-        )[0].float().cpu().numpy()
-        empty = np.zeros((len(targets), 0), np.float32)
-        return Contributions(history, targets, score, positions, empty, empty)
-    score, attention, without = model.leave_one_out(
-        torch.from_numpy(history.items).to(device),
-        torch.from_numpy(history.ratings).to(device),
-        torch.from_numpy(targets).to(device),
-        torch.from_numpy(positions).to(device),
-        item_side,
-    )
-    score_np = score.float().cpu().numpy()
+    found = model.leave_one_out(*_tensors(history, targets, positions, device), item_side)
+    return _contributions(history, targets, positions, *found)
+
+
+def _tensors(
+    history: History, targets: np.ndarray, positions: np.ndarray, device: torch.device
+) -> list[torch.Tensor]:
+    arrays = (history.items, history.ratings, targets, positions)
+    return [torch.from_numpy(a).to(device) for a in arrays]
+
+
+def _contributions(
+    history: History, targets: np.ndarray, positions: np.ndarray,
+    whole: torch.Tensor, attention: torch.Tensor, without: torch.Tensor,
+) -> Contributions:
+    """A model's (C,) whole-history prediction, (C, L) attention and (P, C) predictions
+    without each item, as the contributions of `positions`."""
+    prediction = whole.float().cpu().numpy()
     return Contributions(
         history,
         targets,
-        score_np,
+        prediction,
         positions,
-        attention[:, torch.from_numpy(positions).to(device)].float().cpu().numpy(),
-        score_np[:, None] - without.T.float().cpu().numpy(),
+        attention.float().cpu().numpy()[:, positions],
+        prediction[:, None] - without.T.float().cpu().numpy(),
     )
