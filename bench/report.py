@@ -186,6 +186,13 @@ def recommendations_section(row: dict | None) -> list[str]:
               f"{api['carousels']['repeated_items']}. The rating model's top-attention item "
               f"is the bigger lever in {row['attention_lever']['top_attention_bigger_lever']:.1%}"
               f" of {row['attention_lever']['pairs']} pairs.", ""]
+    lever = newest("attention_lever")
+    if lever is not None:
+        lines += [_provenance(lever), "", "The rating model's attention on u1 "
+                  "(`bench/attention_lever.py`): " + "; ".join(
+                      f"{name.replace('_', ' ')}: u1 RMSE {r['u1_rmse']:.4f}, top-attention "
+                      f"item the bigger lever in {r['top_attention_bigger_lever']:.1%} of pairs"
+                      for name, r in lever["results"].items()) + ".", ""]
     return lines
 
 
