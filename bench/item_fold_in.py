@@ -31,6 +31,9 @@ from models.data.readers import read_items, read_ratings
 from models.data.table import Catalogue, IdMap, RatingTable
 from models.history import History
 from models.inference.fold_in import (
+    COOCCURRENCE_PRIOR,
+    COOCCURRENCE_SCALE,
+    HISTORY_ITEMS,
     HISTORY_WEIGHT,
     PULL,
     RANKING_BIAS_PULL,
@@ -294,6 +297,8 @@ def main() -> None:
     trained = set(base.item_ids.ids)
     settings = {"pull": args.pull, "history_weight": args.history_weight,
                 "ranking_bias_pull": args.ranking_bias_pull}
+    fixed = {"history_items": HISTORY_ITEMS, "cooccurrence_prior": COOCCURRENCE_PRIOR,
+             "cooccurrence_scale": COOCCURRENCE_SCALE, "bias_only_shrink": 10.0}
     ctx = Context(
         base=base,
         prior=attribute_prior(base.rating_model, base.ranking_model,
@@ -322,7 +327,7 @@ def main() -> None:
         "protocol": {"held_out": HELD_OUT, "min_ratings": MIN_RATINGS, "ns": list(NS),
                      "top": TOP, "exposure_users": EXPOSURE, "items": args.items,
                      "evaluated": len(chosen)},
-        "settings": settings,
+        "settings": settings | fixed,
         "results": {str(n): row for n, row in rows.items()},
         "base_metrics": base.manifest["metrics"],
         "retrained_metrics": retrained and retrained.manifest["metrics"],
