@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from models.history import History, pad_batch
+from models.history import History, PaddedBatch, pad_batch
 from models.inference.scoring import catalogue_scores
 from models.networks.ranking import RankingModel
 from models.networks.rating import RatingModel
@@ -144,8 +144,9 @@ def with_items(
     return rating.eval(), ranking.to(embeddings.device).eval()
 
 
-def mean_item(rating_model: RatingModel, ranking_model: RankingModel) -> FoldedItem:
-    """The average trained item: the prior when neither genres nor a prior are given."""
+def mean_item(rating_model: RatingModel, ranking_model: RankingModel | None) -> FoldedItem:
+    """The average trained item: the prior when neither genres nor a prior are given
+    (without a ranking model, its ranking rows are empty)."""
     return _from_vector(_item_rows(rating_model, ranking_model).mean(0), rating_model, 0)
 
 
@@ -299,7 +300,9 @@ def _predict_new(model: RatingModel, rows: list[Tensor | None], raters: Sequence
     return out.rating[:, 0]
 
 
-def _history_side_batch(model: RatingModel, raters: Sequence[Rater]):
+def _history_side_batch(
+    model: RatingModel, raters: Sequence[Rater]
+) -> tuple[PaddedBatch, Tensor] | None:
     """Per rater, the items they rated nearest in time to the new item (the newest of
     `before`, the oldest of `after`) as targets, with those items and the new item (at the
     rater's rating) as history; None when no rater has any."""
@@ -323,7 +326,9 @@ def _history_side_batch(model: RatingModel, raters: Sequence[Rater]):
     return batch, truth
 
 
-def _history_side_error(model: RatingModel, rows: list[Tensor | None], side) -> Tensor:
+def _history_side_error(
+    model: RatingModel, rows: list[Tensor | None], side: tuple[PaddedBatch, Tensor]
+) -> Tensor:
     """Sum over raters of their mean squared error on the history-side targets."""
     batch, truth = side
     out = functional_call(model, _extended(model, rows), (
