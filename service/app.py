@@ -1,7 +1,9 @@
 """Assembles the FastAPI app; the lifespan owns every resource and hands them to requests.
 
-Start-up order: artifact (refuse to start if damaged) -> device and predictor -> FAISS index ->
-Redis (URL or embedded) -> micro-batcher -> optional one-time import of demo ratings.
+Start-up order: Redis (URL or embedded) -> the model (the store's current version, or the
+fixed artifact; refuse to start if damaged) -> the catalogue (seeded from the model's items
+on first start, mirrored) -> predictor and FAISS index -> micro-batcher -> optional
+one-time import of demo ratings -> the lifecycle's follower and fold-in worker.
 
 Middleware, outermost first: CORS (only when origins are configured), metrics, body size
 limit (413); then the routes, each with its access check (API key scope, rate limit).
@@ -14,24 +16,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from models.artifact import load_artifact
+from models.artifact import Artifact, ArtifactError, load_artifact
 from models.inference.device import resolve_device
-from models.inference.predictor import Predictor
 from service.access import ApiKeys
 from service.batcher import MicroBatcher
 from service.body_limit import BodySizeLimit
+from service.catalogue import CatalogueMirror
+from service.events import EventLog
 from service.http_errors import install_error_handlers
 from service.importer import import_ratings
+from service.item_store import Item, ItemStore
+from service.lifecycle import Lifecycle
 from service.metrics import Metrics, MetricsMiddleware
+from service.model_store import ModelPointer, ModelStore
 from service.rate_limit import RateLimiter
 from service.rating_store import RatingStore
 from service.recommender import Recommender
 from service.redis_client import redis_connection
-from service.retrieval import ItemIndex
-from service.routes import health, items, ranking, users
+from service.routes import health, items, model, ranking, users
+from service.served_model import score_batch, serve
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,25 +63,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
-        artifact = load_artifact(settings.artifact, device)
-        predictor = Predictor(artifact, device, settings.like_weight, settings.recommend_depth)
-        vectors = predictor.item_vectors()
-        retrieval = ItemIndex(vectors.embeddings, vectors.bias)
-        batcher = MicroBatcher(
-            predictor.run,
-            settings.batch_max_size,
-            settings.batch_max_wait_ms / 1000,
-            metrics.batch_size.observe,
-        )
         async with redis_connection(settings) as client:
-            store = RatingStore(client, settings.key_prefix, settings.history_cap)
+            events = EventLog(client, settings.key_prefix)
+            store = ModelStore(settings.store) if settings.store is not None else None
+            pointer = ModelPointer(client, settings.key_prefix, events)
+            artifact = await _first_model(settings, store, pointer, device)
+            items = ItemStore(client, settings.key_prefix, events)
+            await items.seed(catalogued(artifact))
+            mirror = CatalogueMirror([item async for item in items.scan()])
+            served = serve(artifact, {}, mirror, settings, device)
+            lifecycle = Lifecycle(served, client, mirror, items, events, settings, device,
+                                  metrics, store, pointer if store is not None else None)
+            batcher = MicroBatcher(
+                score_batch,
+                settings.batch_max_size,
+                settings.batch_max_wait_ms / 1000,
+                metrics.batch_size.observe,
+            )
+            ratings = RatingStore(client, settings.key_prefix, settings.history_cap)
             if settings.import_ratings is not None:
                 written = await import_ratings(
-                    client, store, settings.import_ratings, settings.key_prefix
+                    client, ratings, settings.import_ratings, settings.key_prefix
                 )
                 log.info("imported %d ratings from %s", written, settings.import_ratings)
             await batcher.start()
-            recommender = Recommender(artifact, store, predictor, batcher, retrieval, settings)
+            await lifecycle.start()
+            recommender = Recommender(lifecycle, ratings, items, batcher, settings)
             limiter = None
             if settings.rate_limit_per_s > 0:
                 limiter = RateLimiter(
@@ -90,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                await lifecycle.stop()
                 await batcher.stop()
 
     app = FastAPI(
@@ -105,11 +120,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["*"],
         )
     app.include_router(users.router)
     app.include_router(ranking.router)
     app.include_router(items.router)
+    app.include_router(model.router)
     app.include_router(health.router)
     return app
+
+
+async def _first_model(settings: Settings, store: ModelStore | None, pointer: ModelPointer,
+                       device: torch.device) -> Artifact:
+    """The store's current version (Redis says which), or the fixed artifact."""
+    if store is None:
+        return load_artifact(settings.artifact, device)
+    current = (await pointer.read()).version
+    if current is None:
+        raise ArtifactError(
+            f"no current model version for the store {store.root}: run "
+            "`because models publish ARTIFACT --store DIR`, then `because models activate "
+            "VERSION --store DIR`"
+        )
+    return store.load(current)
+
+
+def catalogued(artifact: Artifact) -> list[Item]:
+    """The artifact's items as catalogue entries: what seeds the catalogue."""
+    return [Item(i, artifact.catalogue.title(i), artifact.catalogue.genres.get(i, []))
+            for i in artifact.item_ids.ids]

@@ -1,61 +1,107 @@
-"""The artifact's items as the service speaks of them: the one place an item id becomes a
-dense index and back, with its title and genres.
+"""Items as the service speaks of them: every catalogued item (`CatalogueMirror`, this
+process's copy of the Redis catalogue) and the items one served model can score
+(`ItemCatalogue`), the one place an item id becomes a dense index and back.
 
-External ids are strings; the models see dense indices. Requests map ids to indices here
-on the way in (one C-level dict lookup per id), results map indices to `Item`s on the way
-out, and a user's stored ratings become the model's `History` here.
+External ids are strings; the models see dense indices: first the items the artifact was
+trained on, then the items folded in since, in the order they were folded. Requests map
+ids to indices here on the way in (one C-level dict lookup per id), results map indices to
+`Item`s on the way out, and a user's stored ratings become the model's `History` here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from models.artifact import Artifact
+from models.data.table import IdMap
 from models.history import History
 from service.errors import NotFound, UnknownItems
+from service.item_store import Item
 from service.rating_store import Rating
 
-
-@dataclass(frozen=True)
-class Item:
-    item_id: str
-    title: str
-    genres: list[str]
+Embedded = Literal["trained", "folded", "attributes", "none"]
 
 
-class ItemCatalogue:
-    def __init__(self, artifact: Artifact):
-        self._ids = artifact.item_ids
-        self._items = [
-            Item(i, artifact.catalogue.title(i), artifact.catalogue.genres.get(i, []))
-            for i in self._ids.ids
-        ]
-        self._version = artifact.version
+class CatalogueMirror:
+    """Every catalogued item, retired ones included, kept current by the event stream."""
+
+    def __init__(self, items: list[Item]):
+        self._items = {item.item_id: item for item in items}
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._items
+
+    def get(self, item_id: str) -> Item | None:
+        return self._items.get(item_id)
+
+    def put(self, item: Item) -> None:
+        self._items[item.item_id] = item
+
+    def ids(self) -> list[str]:
+        return list(self._items)
+
+    def retired_ids(self) -> set[str]:
+        return {i for i, item in self._items.items() if item.retired}
+
+
+class ItemCatalogue:
+    """The items one served model scores: the artifact's, then the folded ones.
+
+    sources: per index, "trained", "folded" (from its raters) or "attributes" (from its
+    genres alone). `retired` masks what is never recommended or retrieved again."""
+
+    def __init__(self, ids: IdMap, sources: list[Embedded], mirror: CatalogueMirror,
+                 version: str):
+        self._ids = ids
+        self._sources = sources
+        self._mirror = mirror
+        self._version = version
+        self.retired = np.zeros(len(ids), bool)
+        self.n_trained = sources.count("trained")
+        self.refresh_retired()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def refresh_retired(self) -> None:
+        retired = self._mirror.retired_ids()
+        found = self._ids.lookup(sorted(retired))
+        mask = np.zeros(len(self._ids), bool)
+        mask[[i for i in found if i is not None]] = True
+        self.retired = mask
+
     def item(self, index: int) -> Item:
-        return self._items[index]
+        item_id = self._ids.ids[index]
+        return self._mirror.get(item_id) or Item(item_id, item_id)
+
+    def source(self, item_id: str) -> Embedded:
+        index = self._ids.get(item_id)
+        return "none" if index is None else self._sources[index]
 
     def index(self, item_id: str) -> int:
-        """The dense index of a known item; 404 otherwise."""
+        """The dense index of an item this model scores; 404 otherwise."""
         index = self._ids.get(item_id)
         if index is None:
-            raise NotFound(f"no item {item_id!r} in model {self._version}")
+            known = item_id in self._mirror
+            raise NotFound(
+                f"item {item_id!r} is catalogued but not yet embedded in model {self._version}"
+                if known else f"no item {item_id!r} in the catalogue"
+            )
         return index
 
     def indices(self, item_ids: list[str]) -> np.ndarray:
-        """(n,) int64 indices; every unknown id is named in one 422."""
+        """(n,) int64 indices; every id this model cannot score is named in one 422."""
         found = self._ids.lookup(item_ids)
         if None in found:
             raise UnknownItems([i for i, f in zip(item_ids, found, strict=True) if f is None])
         return np.array(found, np.int64)
 
     def history(self, ratings: list[Rating]) -> History:
-        """The model's view of stored ratings, oldest first: items it was not trained on
+        """The model's view of stored ratings, oldest first: items it does not embed (yet)
         carry no signal and are left out. Empty means a cold start."""
         found = self._ids.lookup([r.item_id for r in ratings])
         values = [r.rating for r in ratings]

@@ -15,7 +15,8 @@ from models.history import History
 from models.inference.contributions import Contributions
 from models.inference.predictor import ExplainJob, Order, Predictor, ScoreJob, ScoreResult
 from service.batcher import MicroBatcher
-from service.catalogue import Item, ItemCatalogue
+from service.item_store import Item
+from service.served_model import ServedModel
 
 
 @dataclass(frozen=True)
@@ -40,27 +41,20 @@ NEGLIGIBLE = 1e-6
 
 
 class Explainer:
-    def __init__(
-        self,
-        predictor: Predictor,
-        batcher: MicroBatcher[ScoreJob, ScoreResult],
-        catalogue: ItemCatalogue,
-    ):
-        self._predictor = predictor
+    def __init__(self, batcher: MicroBatcher[tuple[Predictor, ScoreJob], ScoreResult]):
         self._batcher = batcher
-        self._catalogue = catalogue
 
     async def contributions(
-        self, history: History, targets: np.ndarray, order: Order,
+        self, served: ServedModel, history: History, targets: np.ndarray, order: Order,
         positions: np.ndarray | None = None,
     ) -> Contributions:
-        """Contributions to each target's `order` score: one batched call on the scoring
-        thread."""
+        """Contributions to each target's `order` score under `served`: one batched call
+        on the scoring thread."""
         job = ExplainJob(history, targets, order, positions)
-        [found] = await self._batcher.call(self._predictor.contributions, [job])
+        [found] = await self._batcher.call(served.predictor.contributions, [job])
         return found
 
-    def reasons(self, found: Contributions, k: int) -> list[Reasons]:
+    def reasons(self, served: ServedModel, found: Contributions, k: int) -> list[Reasons]:
         """For each target, the k history items that raise its score most and the k that
         lower it most."""
         order = np.argsort(-found.contribution, axis=1, kind="stable")  # (C, P)
@@ -69,7 +63,7 @@ class Explainer:
         attention, contribution = found.attention.tolist(), found.contribution.tolist()
 
         def reason(row: int, j: int) -> Reason:
-            return Reason(self._catalogue.item(items[j]), ratings[j], attention[row][j],
+            return Reason(served.catalogue.item(items[j]), ratings[j], attention[row][j],
                           contribution[row][j])
 
         out = []
@@ -80,14 +74,15 @@ class Explainer:
         return out
 
     async def carousel_rows(
-        self, history: History, anchors: list[int], candidates: np.ndarray, k: int
+        self, served: ServedModel, history: History, anchors: list[int],
+        candidates: np.ndarray, k: int,
     ) -> list[list[int]]:
         """For each anchor (a history position), up to k of `candidates` (best first), each
         truly pushed up by its anchor: removing the anchor lowers the item's recommended
         score. An item goes to the row, not yet full, whose anchor it owes most; no item
         is shown twice. Rows are lists of positions in `candidates`."""
         found = await self.contributions(
-            history, candidates, "recommended", np.array(anchors, np.int64)
+            served, history, candidates, "recommended", np.array(anchors, np.int64)
         )
         rows: list[list[int]] = [[] for _ in anchors]
         for position, owed in enumerate(found.contribution.tolist()):  # best first

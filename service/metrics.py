@@ -4,6 +4,8 @@ because_requests_total{route, method, status}
 because_request_seconds{route, method}            latency histogram
 because_scorer_batch_size                          requests per micro-batch
 because_redis_errors_total                         requests that failed on Redis
+because_model_swaps_total{outcome}                 model versions swapped in / refused
+because_items_folded_total                         items folded into the served model
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ class Metrics:
         self.redis_errors = Counter(
             "because_redis_errors_total",
             "requests that failed because Redis did not answer",
+            registry=self.registry,
+        )
+        self.model_swaps = Counter(
+            "because_model_swaps_total",
+            "model versions swapped in (ok) or refused (refused: damaged or incompatible)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.items_folded = Counter(
+            "because_items_folded_total",
+            "items folded into the served model by this process's fold-in worker",
             registry=self.registry,
         )
 

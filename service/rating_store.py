@@ -14,14 +14,12 @@ read-modify-write race between concurrent writers of the same user.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from service.errors import StoreUnavailable
+from service.redis_client import store_errors
 
 # KEYS[1]: history key. ARGV[1]: cap. ARGV[2]: JSON array of new [item, rating, ts].
 # Returns the history size after the write.
@@ -75,19 +73,19 @@ class RatingStore:
 
     async def read(self, user_id: str) -> list[Rating]:
         """The user's history, oldest first; empty for a user never seen."""
-        with _store_errors():
+        with store_errors("rating store"):
             raw = await self._client.get(self.key(user_id))
         return decode_ratings(raw)
 
     async def add(self, user_id: str, ratings: Iterable[Rating]) -> int:
         """Appends or replaces ratings; returns the history size after the write."""
         payload = _encode(ratings)
-        with _store_errors():
+        with store_errors("rating store"):
             return int(await self._merge(keys=[self.key(user_id)], args=[self._cap, payload]))
 
     async def add_many(self, batches: dict[str, list[Rating]]) -> None:
         """Bulk import: one pipelined script call per user."""
-        with _store_errors():
+        with store_errors("rating store"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for user_id, ratings in batches.items():
                     await self._merge(
@@ -96,11 +94,11 @@ class RatingStore:
                 await pipe.execute()
 
     async def delete(self, user_id: str) -> None:
-        with _store_errors():
+        with store_errors("rating store"):
             await self._client.delete(self.key(user_id))
 
     async def ping(self) -> None:
-        with _store_errors():
+        with store_errors("rating store"):
             await self._client.ping()
 
 
@@ -112,12 +110,3 @@ def decode_ratings(raw: bytes | str | None) -> list[Rating]:
 
 def _encode(ratings: Iterable[Rating]) -> str:
     return json.dumps([[r.item_id, r.rating, r.timestamp] for r in ratings])
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Any redis-py failure (connection, timeout, server error) becomes StoreUnavailable."""
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"rating store unavailable: {type(exc).__name__}: {exc}") from exc

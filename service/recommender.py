@@ -1,9 +1,13 @@
 """What the API does, free of HTTP: the routes' only door.
 
-It reads and writes ratings, validates requests (`service.validation`), maps ids
-(`service.catalogue`), ranks through the micro-batcher into the predictor, retrieves
-candidates (`service.retrieval`) and asks `service.explanations` why. Routes turn its
-results into JSON.
+It reads and writes ratings and the catalogue, validates requests (`service.validation`),
+maps ids (`service.catalogue`), ranks through the micro-batcher into the predictor,
+retrieves candidates (`service.retrieval`) and asks `service.explanations` why. Routes
+turn its results into JSON.
+
+Every call reads the served version once (`Lifecycle.current`) and uses it to the end, so
+a swap between two requests never mixes versions within one, and every result names the
+version that produced it.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.artifact import Artifact
 from models.history import History
 from models.inference.predictor import Order, Predictor, ScoreJob, ScoreResult
 from service.batcher import MicroBatcher
-from service.catalogue import Item, ItemCatalogue
+from service.catalogue import Embedded
+from service.errors import NotFound, UnknownItems
 from service.explanations import Explainer, Reasons
+from service.item_store import Item, ItemStore
+from service.lifecycle import Lifecycle, ModelState
 from service.rating_store import Rating, RatingStore
-from service.retrieval import ItemIndex
+from service.served_model import ServedModel
 from service.settings import Settings
 from service.validation import Limits, NewRating
 
@@ -36,12 +42,14 @@ class Ranked:
 class Scored:
     predicted_ratings: np.ndarray  # (n,) in the order asked
     cold_start: bool  # no rated item the model knows: the default user's prediction
+    version: str
 
 
 @dataclass(frozen=True)
 class RankedList:
     items: list[Ranked]
     cold_start: bool
+    version: str
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,25 @@ class Explained:
     predicted_rating: float
     reasons: Reasons
     cold_start: bool
+    version: str
+
+
+@dataclass(frozen=True)
+class Similar:
+    items: list[tuple[Item, float]]
+    version: str
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    item: Item
+    embedded: Embedded
+
+
+@dataclass(frozen=True)
+class CataloguePage:
+    items: list[Item]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -58,30 +85,38 @@ class Carousel:
     items: list[Ranked]
 
 
+@dataclass(frozen=True)
+class Carousels:
+    rows: list[Carousel]
+    version: str
+
+
 CAROUSEL_DEPTH = 10  # candidates per carousel slot: k = 10, 3 rows -> the best 300
 
 
 class Recommender:
     def __init__(
         self,
-        artifact: Artifact,
+        lifecycle: Lifecycle,
         store: RatingStore,
-        predictor: Predictor,
-        batcher: MicroBatcher[ScoreJob, ScoreResult],
-        retrieval: ItemIndex,
+        items: ItemStore,
+        batcher: MicroBatcher[tuple[Predictor, ScoreJob], ScoreResult],
         settings: Settings,
     ):
-        self.version = artifact.version
-        self.scale = artifact.scale
-        self.liked = self.scale.liked
         self.limits = Limits(settings)
+        self._lifecycle = lifecycle
         self._store = store
-        self._predictor = predictor
+        self._items = items
         self._batcher = batcher
-        self._retrieval = retrieval
         self._settings = settings
-        self._catalogue = ItemCatalogue(artifact)
-        self._explainer = Explainer(predictor, batcher, self._catalogue)
+        self._explainer = Explainer(batcher)
+
+    @property
+    def version(self) -> str:
+        return self._lifecycle.current.version
+
+    def model_state(self) -> ModelState:
+        return self._lifecycle.state()
 
     # -- ratings -------------------------------------------------------------------------
 
@@ -90,9 +125,13 @@ class Recommender:
         return await self._store.read(user_id)
 
     async def add_ratings(self, user_id: str, ratings: list[NewRating]) -> tuple[int, int]:
-        """Validates the whole batch, then stores it: (ratings stored, history size)."""
-        checked = self.limits.check_ratings(ratings, self.scale, self._catalogue)
-        return len(checked), await self._store.add(user_id, checked)
+        """Validates the whole batch, then stores it: (ratings stored, history size). Any
+        catalogued item is accepted, whether or not the served model embeds it yet: the
+        history is the source of truth."""
+        checked = await self._checked(ratings)
+        size = await self._store.add(user_id, checked)
+        await self._lifecycle.rated(user_id, checked)
+        return len(checked), size
 
     async def delete_user(self, user_id: str) -> None:
         await self._store.delete(user_id)
@@ -100,32 +139,75 @@ class Recommender:
     async def ping(self) -> None:
         await self._store.ping()
 
-    # -- items ---------------------------------------------------------------------------
+    # -- the catalogue -------------------------------------------------------------------
 
-    def item(self, item_id: str) -> Item:
-        return self._catalogue.item(self._catalogue.index(item_id))
+    async def put_item(self, item: Item) -> bool:
+        """Creates, updates or revives an item; True when created."""
+        self.limits.check_id(item.item_id, "item_id")
+        created = await self._items.put(item)
+        await self._lifecycle.catalogued(item.item_id)
+        return created
 
-    def similar(self, item_id: str, k: int) -> list[tuple[Item, float]]:
-        """Nearest items by cosine similarity of the ranker's frozen item embeddings."""
-        found, similarity = self._retrieval.similar(
-            self._catalogue.index(item_id), self.limits.check_k(k)
+    async def retire_item(self, item_id: str) -> None:
+        if not await self._items.retire(item_id):
+            raise NotFound(f"no item {item_id!r} in the catalogue")
+        await self._lifecycle.catalogued(item_id)
+
+    async def item(self, item_id: str) -> CatalogueEntry:
+        """Any catalogued item, retired or not, and how the served model knows it."""
+        item = self._lifecycle.mirror.get(item_id) or await self._items.get(item_id)
+        if item is None:
+            raise NotFound(f"no item {item_id!r} in the catalogue")
+        return CatalogueEntry(item, self._lifecycle.current.catalogue.source(item_id))
+
+    async def items(self, q: str | None, cursor: str | None, limit: int) -> CataloguePage:
+        """A page of the catalogue in id order, `q` matching titles (case-insensitive).
+        Reads at most 20 pages' worth of ids per call, so a rare `q` answers a short page
+        with a cursor rather than scanning everything at once."""
+        self.limits.check_k(limit)
+        needle = q.casefold() if q else None
+        found: list[Item] = []
+        for _ in range(20):
+            ids = await self._items.ids_after(cursor, limit)
+            if not ids:
+                return CataloguePage(found, None)
+            for item in await self._items.get_many(ids):
+                if item is not None and (needle is None or needle in item.title.casefold()):
+                    found.append(item)
+                if item is not None:
+                    cursor = item.item_id
+                if len(found) == limit:
+                    return CataloguePage(found, cursor)
+            cursor = ids[-1]
+            if len(ids) < limit:
+                return CataloguePage(found, None)
+        return CataloguePage(found, cursor)
+
+    def similar(self, item_id: str, k: int) -> Similar:
+        """Nearest items by cosine similarity of the ranker's frozen item embeddings; no
+        retired item is ever returned."""
+        served = self._lifecycle.current
+        found, similarity = served.retrieval.similar(
+            served.catalogue.index(item_id), self.limits.check_k(k), ~served.catalogue.retired
         )
-        return [
-            (self._catalogue.item(int(i)), float(s))
-            for i, s in zip(found, similarity, strict=True)
-        ]
+        return Similar(
+            [(served.catalogue.item(int(i)), float(s))
+             for i, s in zip(found, similarity, strict=True)],
+            served.version,
+        )
 
     # -- scoring -------------------------------------------------------------------------
 
     async def score(
         self, user_id: str | None, inline: list[NewRating] | None, item_ids: list[str]
     ) -> Scored:
-        history = await self._history(user_id, inline)
-        targets = self._catalogue.indices(
+        served = self._lifecycle.current
+        history = await self._history(served, user_id, inline)
+        targets = served.catalogue.indices(
             self.limits.check_ids(item_ids, self._settings.max_items_per_request)
         )
-        result = await self._batcher.submit(ScoreJob(history, targets))
-        return Scored(result.ratings, len(history) == 0)
+        result = await self._batcher.submit((served.predictor, ScoreJob(history, targets)))
+        return Scored(result.ratings, len(history) == 0, served.version)
 
     async def rank(
         self,
@@ -138,98 +220,125 @@ class Recommender:
         order: Order = "recommended",
     ) -> RankedList:
         """Top k in `order` (models/inference/predictor.py). With `explain`, the k items'
-        reasons come from the same call, decomposing the score that ordered them."""
+        reasons come from the same call, decomposing the score that ordered them. Retired
+        items are never ranked."""
         self.limits.check_k(k)
-        history = await self._history(user_id, inline)
+        served = self._lifecycle.current
+        history = await self._history(served, user_id, inline)
         if candidates is not None:
             ids = self.limits.check_ids(candidates, self._settings.max_candidates)
-            pool = np.unique(self._catalogue.indices(ids))
+            pool = np.unique(served.catalogue.indices(ids))
+            pool = pool[~served.catalogue.retired[pool]]
         else:
-            pool = self._whole_catalogue(history)
+            pool = self._whole_catalogue(served, history)
         if exclude_rated:
             pool = pool[~np.isin(pool, history.items)]
         if len(pool) == 0:
-            return RankedList([], len(history) == 0)
+            return RankedList([], len(history) == 0, served.version)
         result = await self._batcher.submit(
-            ScoreJob(history, pool, order, top=k, explain=explain)
+            (served.predictor, ScoreJob(history, pool, order, top=k, explain=explain))
         )
         reasons: list[Reasons | None] = [None] * len(result.best)
         if result.contributions is not None:
-            reasons = self._explainer.reasons(result.contributions, self._settings.explain_items)
+            reasons = self._explainer.reasons(
+                served, result.contributions, self._settings.explain_items
+            )
         items = [
-            Ranked(self._catalogue.item(int(pool[i])), float(result.score[i]),
+            Ranked(served.catalogue.item(int(pool[i])), float(result.score[i]),
                    float(result.ratings[i]), why)
             for i, why in zip(result.best, reasons, strict=True)
         ]
-        return RankedList(items, len(history) == 0)
+        return RankedList(items, len(history) == 0, served.version)
 
     # -- explanations --------------------------------------------------------------------
 
     async def explain(self, user_id: str, item_id: str, k: int) -> Explained:
         """Why this predicted rating: the rating model's exact leave-one-out."""
         self.limits.check_k(k)
-        target = self._catalogue.index(item_id)
-        history = await self._history(user_id, None)
+        served = self._lifecycle.current
+        target = served.catalogue.index(item_id)
+        history = await self._history(served, user_id, None)
         found = await self._explainer.contributions(
-            history, np.array([target], np.int64), "rating"
+            served, history, np.array([target], np.int64), "rating"
         )
-        [reasons] = self._explainer.reasons(found, k)
-        return Explained(float(found.prediction[0]), reasons, len(history) == 0)
+        [reasons] = self._explainer.reasons(served, found, k)
+        return Explained(float(found.prediction[0]), reasons, len(history) == 0, served.version)
 
-    async def carousels(self, user_id: str, rows: int, k: int) -> list[Carousel]:
+    async def carousels(self, user_id: str, rows: int, k: int) -> Carousels:
         """For each recent item X the user liked (and the ranker reads), up to k of the
         best recommendations that X truly pushes up ("because you watched X")."""
-        history = await self._history(user_id, None)
+        served = self._lifecycle.current
+        history = await self._history(served, user_id, None)
         newest_first = range(len(history) - 1, -1, -1)
-        window = len(history) - self._predictor.max_history  # older items are not read
-        anchors = [p for p in newest_first if history.ratings[p] >= self.liked and p >= window]
+        window = len(history) - served.predictor.max_history  # older items are not read
+        liked = served.scale.liked
+        anchors = [p for p in newest_first if history.ratings[p] >= liked and p >= window]
         anchors = anchors[:rows]
-        pool = self._whole_catalogue(history)
+        pool = self._whole_catalogue(served, history)
         pool = pool[~np.isin(pool, history.items)]
         if not anchors or len(pool) == 0:
-            return []
+            return Carousels([], served.version)
         # Deep enough that rows fill with items their anchor really pushes up.
         depth = max(k * len(anchors) * CAROUSEL_DEPTH, self._settings.recommend_depth)
-        result = await self._batcher.submit(ScoreJob(history, pool, "recommended", top=depth))
+        result = await self._batcher.submit(
+            (served.predictor, ScoreJob(history, pool, "recommended", top=depth))
+        )
         candidates = pool[result.best]
-        assigned = await self._explainer.carousel_rows(history, anchors, candidates, k)
-        return [
+        assigned = await self._explainer.carousel_rows(served, history, anchors, candidates, k)
+        catalogue = served.catalogue
+        return Carousels([
             Carousel(
-                self._catalogue.item(int(history.items[anchor])),
+                catalogue.item(int(history.items[anchor])),
                 float(history.ratings[anchor]),
                 [
-                    Ranked(self._catalogue.item(int(candidates[j])),
+                    Ranked(catalogue.item(int(candidates[j])),
                            float(result.score[result.best[j]]),
                            float(result.ratings[result.best[j]]))
                     for j in row
                 ],
             )
             for anchor, row in zip(anchors, assigned, strict=True)
-        ]
+        ], served.version)
 
     # -- candidates ----------------------------------------------------------------------
 
-    def _whole_catalogue(self, history: History) -> np.ndarray:
-        """Candidates for a rank without `candidates`: every item when the catalogue is
-        small enough to score exhaustively (it is exact), else FAISS retrieval: neighbours
-        of the newest liked items, plus the items with the largest learned bias."""
-        if len(self._catalogue) <= self._settings.exhaustive_max_items:
-            return np.arange(len(self._catalogue), dtype=np.int64)
-        liked = history.items[history.ratings >= self.liked][::-1]
-        return self._retrieval.candidates(
+    def _whole_catalogue(self, served: ServedModel, history: History) -> np.ndarray:
+        """Candidates for a rank without `candidates`: every item not retired when the
+        catalogue is small enough to score exhaustively (it is exact), else FAISS
+        retrieval: neighbours of the newest liked items, plus the items with the largest
+        learned bias."""
+        allowed = ~served.catalogue.retired
+        if len(served.catalogue) <= self._settings.exhaustive_max_items:
+            return np.flatnonzero(allowed).astype(np.int64)
+        liked = history.items[history.ratings >= served.scale.liked][::-1]
+        return served.retrieval.candidates(
             liked[: self._settings.retrieval_queries],
             self._settings.retrieval_per_query,
             self._settings.retrieval_popular,
+            allowed,
         )
 
-    async def _history(self, user_id: str | None, inline: list[NewRating] | None) -> History:
+    async def _checked(self, ratings: list[NewRating]) -> list[Rating]:
+        """A batch of ratings: limits and values, then every id catalogued (one 422 names
+        each that is not)."""
+        checked = self.limits.check_ratings(ratings, self._lifecycle.current.scale)
+        ids = [r.item_id for r in checked]
+        mirror = self._lifecycle.mirror
+        unseen = sorted({i for i in ids if i not in mirror})
+        if unseen:  # perhaps catalogued by another process a moment ago
+            known = await self._items.catalogued(unseen)
+            missing = [i for i, k in zip(unseen, known, strict=True) if not k]
+            if missing:
+                raise UnknownItems(missing)
+        return checked
+
+    async def _history(
+        self, served: ServedModel, user_id: str | None, inline: list[NewRating] | None
+    ) -> History:
         """The model's view of a stored user's ratings, or of an inline (unstored) list."""
         if inline is not None:
-            ratings = sorted(
-                self.limits.check_ratings(inline, self.scale, self._catalogue),
-                key=lambda r: r.timestamp,
-            )
+            ratings = sorted(await self._checked(inline), key=lambda r: r.timestamp)
         else:
             assert user_id is not None
             ratings = await self._store.read(self.limits.check_id(user_id, "user_id"))
-        return self._catalogue.history(ratings)
+        return served.catalogue.history(ratings)

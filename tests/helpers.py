@@ -24,12 +24,16 @@ async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
-    """Every key of this test and its value (histories are strings, rate-limit buckets
-    hashes): what 'nothing changed' is checked against."""
-    return {
-        k: raw.hgetall(k) if raw.type(k) == "hash" else raw.get(k)
-        for k in sorted(raw.scan_iter(f"{prefix}:*"))
+    """Every key of this test and its value, whatever its type (histories are strings,
+    catalogue entries and rate-limit buckets hashes, the catalogue's ids a sorted set, the
+    events a stream): what 'nothing changed' is checked against."""
+    read = {
+        "hash": raw.hgetall,
+        "zset": lambda k: raw.zrange(k, 0, -1, withscores=True),
+        "set": raw.smembers,
+        "stream": lambda k: raw.xrange(k),
     }
+    return {k: read.get(raw.type(k), raw.get)(k) for k in sorted(raw.scan_iter(f"{prefix}:*"))}
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
             for i, p in zip(body.item_ids, scored.predicted_ratings, strict=True)
         ],
         cold_start=scored.cold_start,
-        model_version=rec.version,
+        model_version=scored.version,
     )
 
 
@@ -40,5 +40,5 @@ async def rank(body: RankRequest, rec: RecommenderDep) -> RankResponse:
         items=ranked_items(ranked.items),
         order=body.order,
         cold_start=ranked.cold_start,
-        model_version=rec.version,
+        model_version=ranked.version,
     )

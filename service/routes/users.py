@@ -68,7 +68,7 @@ async def explanation(
         cold_start=explained.cold_start,
         because=because(explained.reasons.because),
         despite=because(explained.reasons.despite),
-        model_version=rec.version,
+        model_version=explained.version,
         note=(
             "no rated items the model knows: this is the default-user prediction, "
             "the same for every new user"
@@ -97,7 +97,7 @@ async def because_you_watched(
                 ),
                 items=ranked_items(c.items),
             )
-            for c in carousels
+            for c in carousels.rows
         ],
-        model_version=rec.version,
+        model_version=carousels.version,
     )

@@ -21,7 +21,7 @@ def test_ivf_recalls_the_exact_neighbours() -> None:
     vectors = clustered(6000, 32, 40)
     exact = build_index(vectors, exact_below=10_000)
     ivf = build_index(vectors, exact_below=1000, nprobe=16)
-    assert isinstance(exact, faiss.IndexFlatIP) and isinstance(ivf, faiss.IndexIVFFlat)
+    assert isinstance(exact, faiss.IndexIDMap2) and isinstance(ivf, faiss.IndexIVFFlat)
     assert ivf.nlist == int(4 * np.sqrt(6000)) and ivf.nprobe == 16
     queries = vectors[:200]
     _, truth = exact.search(queries, 10)
@@ -41,3 +41,21 @@ def test_similar_items_exclude_the_item_and_candidates_add_the_popular() -> None
     pool = index.candidates(np.array([3]), 10, popular=2)
     assert {7, 8} <= set(pool.tolist()) and 3 in pool  # its own nearest neighbour is itself
     assert len(index.candidates(np.zeros(0, np.int64), 10, popular=2)) == 2
+
+
+def test_upserted_items_are_found_without_a_rebuild_and_disallowed_ones_never() -> None:
+    vectors = clustered(300, 16, 5)
+    bias = np.zeros(300, np.float32)
+    index = ItemIndex(vectors, bias)
+    # A new item 300, a copy of item 3, and item 5 moved onto item 3 as well.
+    index.upsert(np.array([300, 5]), np.stack([vectors[3], vectors[3]]), np.zeros(301, np.float32))
+    items, similarity = index.similar(3, 2)
+    assert set(items.tolist()) == {300, 5} and np.allclose(similarity, 1.0, atol=1e-5)
+    allowed = np.ones(301, bool)
+    allowed[300] = False  # retired
+    items, _ = index.similar(3, 2, allowed)
+    assert 300 not in items and 5 in items
+    # A snapshot that knows only the first 300 items never sees item 300.
+    assert 300 not in index.candidates(np.array([3]), 20, 0, np.ones(300, bool))
+    assert 300 in index.candidates(np.array([3]), 20, 0)
+

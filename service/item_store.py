@@ -1,0 +1,160 @@
+"""The service's catalogue in Redis: every item it may rank, score or store a rating for.
+
+Key layout, beside the histories (PREFIX defaults to "because"):
+
+    PREFIX:items          sorted set, every score 0: every catalogued item id, so ids page in
+                          byte order (ZRANGE BYLEX) and a batch of ids is checked in one
+                          round trip (ZMSCORE)
+    PREFIX:item:{id}      hash: title, genres (JSON list), attributes (JSON object),
+                          retired ("0" | "1"), updated (Unix seconds)
+
+Every write also appends an `item` event to the event stream (`service.events`), so every
+process's in-memory mirror (`CatalogueMirror`) follows. A retired item keeps its key: its
+ratings are still stored and it still explains, it is only never recommended again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from service.events import ITEM, EventLog
+from service.redis_client import store_errors
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    title: str
+    genres: list[str] = field(default_factory=list)
+    attributes: dict = field(default_factory=dict)
+    retired: bool = False
+
+
+class ItemStore:
+    """Reads and writes catalogue entries; Redis failures become StoreUnavailable (503)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, events: EventLog):
+        self._client = client
+        self._prefix = prefix
+        self._events = events
+        self.ids_key = f"{prefix}:items"
+
+    def key(self, item_id: str) -> str:
+        return f"{self._prefix}:item:{item_id}"
+
+    async def put(self, item: Item) -> bool:
+        """Creates or updates (and revives) an item; True when it was created."""
+        with store_errors("catalogue"):
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.zadd(self.ids_key, {item.item_id: 0}, nx=True)
+                pipe.hset(self.key(item.item_id), mapping=_fields(item))
+                self._events.append_to(pipe, ITEM, item=item.item_id)
+                created, *_ = await pipe.execute()
+        return bool(created)
+
+    async def retire(self, item_id: str) -> bool:
+        """Marks a catalogued item retired; False when it was never catalogued."""
+        with store_errors("catalogue"):
+            if await self._client.zscore(self.ids_key, item_id) is None:
+                return False
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hset(self.key(item_id), mapping={"retired": "1", "updated": _now()})
+                self._events.append_to(pipe, ITEM, item=item_id)
+                await pipe.execute()
+        return True
+
+    async def get(self, item_id: str) -> Item | None:
+        with store_errors("catalogue"):
+            raw = await self._client.hgetall(self.key(item_id))
+        return _item(item_id, raw) if raw else None
+
+    async def get_many(self, item_ids: list[str]) -> list[Item | None]:
+        with store_errors("catalogue"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for item_id in item_ids:
+                    pipe.hgetall(self.key(item_id))
+                found = await pipe.execute()
+        return [_item(i, raw) if raw else None for i, raw in zip(item_ids, found, strict=True)]
+
+    async def catalogued(self, item_ids: list[str]) -> list[bool]:
+        """Which ids are in the catalogue (retired ones included): one round trip."""
+        if not item_ids:
+            return []
+        with store_errors("catalogue"):
+            scores = await self._client.zmscore(self.ids_key, item_ids)
+        return [s is not None for s in scores]
+
+    async def ids_after(self, cursor: str | None, count: int) -> list[str]:
+        """Up to `count` ids in byte order, after `cursor` (from the start when None)."""
+        start = "-" if cursor is None else f"({cursor}"
+        with store_errors("catalogue"):
+            found = await self._client.zrange(
+                self.ids_key, start, "+", bylex=True, offset=0, num=count
+            )
+        return [_text(i) for i in found]
+
+    async def seed(self, items: Iterable[Item], chunk: int = 1000) -> int:
+        """Adds the items the catalogue lacks (never overwriting an entry): what the
+        artifact's items do on first start. Returns how many were added."""
+        added = 0
+        for batch in _chunks(list(items), chunk):
+            with store_errors("catalogue"):
+                present = await self.catalogued([i.item_id for i in batch])
+                new = [i for i, p in zip(batch, present, strict=True) if not p]
+                if not new:
+                    continue
+                async with self._client.pipeline(transaction=True) as pipe:
+                    for item in new:
+                        pipe.zadd(self.ids_key, {item.item_id: 0}, nx=True)
+                        pipe.hset(self.key(item.item_id), mapping=_fields(item))
+                    await pipe.execute()
+            added += len(new)
+        return added
+
+    async def scan(self, chunk: int = 1000) -> AsyncIterator[Item]:
+        """Every catalogued item, in pages of `chunk` (a process's mirror loads this)."""
+        cursor = None
+        while ids := await self.ids_after(cursor, chunk):
+            for item in await self.get_many(ids):
+                if item is not None:
+                    yield item
+            cursor = ids[-1]
+
+
+def _fields(item: Item) -> dict[str, str]:
+    return {
+        "title": item.title,
+        "genres": json.dumps(item.genres),
+        "attributes": json.dumps(item.attributes),
+        "retired": "1" if item.retired else "0",
+        "updated": _now(),
+    }
+
+
+def _item(item_id: str, raw: dict) -> Item:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return Item(
+        item_id,
+        fields.get("title", item_id),
+        json.loads(fields.get("genres", "[]")),
+        json.loads(fields.get("attributes", "{}")),
+        fields.get("retired") == "1",
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _now() -> str:
+    return str(int(time.time()))
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
