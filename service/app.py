@@ -29,7 +29,7 @@ from service.catalogue import CatalogueMirror
 from service.events import EventLog
 from service.http_errors import install_error_handlers
 from service.importer import import_ratings
-from service.item_store import Item, ItemStore
+from service.item_store import ItemStore, catalogued
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, MetricsMiddleware
 from service.model_store import ModelPointer, ModelStore
@@ -144,9 +144,3 @@ async def _first_model(settings: Settings, store: ModelStore | None, pointer: Mo
             "VERSION --store DIR`"
         )
     return store.load(current)
-
-
-def catalogued(artifact: Artifact) -> list[Item]:
-    """The artifact's items as catalogue entries: what seeds the catalogue."""
-    return [Item(i, artifact.catalogue.title(i), artifact.catalogue.genres.get(i, []))
-            for i in artifact.item_ids.ids]

@@ -16,7 +16,7 @@ import numpy as np
 
 from models.data.table import IdMap
 from models.history import History
-from service.errors import NotFound, UnknownItems
+from service.errors import InvalidInput, NotFound, UnknownItems
 from service.item_store import Item
 from service.rating_store import Rating
 
@@ -94,10 +94,19 @@ class ItemCatalogue:
         return index
 
     def indices(self, item_ids: list[str]) -> np.ndarray:
-        """(n,) int64 indices; every id this model cannot score is named in one 422."""
+        """(n,) int64 indices; every id this model cannot score is named in one 422: those
+        in no catalogue, else those catalogued but not embedded yet."""
         found = self._ids.lookup(item_ids)
         if None in found:
-            raise UnknownItems([i for i, f in zip(item_ids, found, strict=True) if f is None])
+            missing = [i for i, f in zip(item_ids, found, strict=True) if f is None]
+            unknown = [i for i in missing if i not in self._mirror]
+            if unknown:
+                raise UnknownItems(unknown)
+            raise InvalidInput(
+                f"items {missing[:20]} are catalogued but not embedded in model "
+                f"{self._version} yet: fold-in places an item from its genres, or from its "
+                "first raters (GET /v1/items/{item_id} says how it is known)"
+            )
         return np.array(found, np.int64)
 
     def history(self, ratings: list[Rating]) -> History:

@@ -1,4 +1,5 @@
-"""`because serve` and `because import-ratings`."""
+"""`because serve`, `because import-ratings`, `because export-ratings` and `because models`
+(publish, activate, list: the model store)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from pathlib import Path
 def register(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--artifact", type=Path, help="artifact folder (env BECAUSE_ARTIFACT)")
+    serve.add_argument(
+        "--store", type=Path,
+        help="model store: serve its current version, swap on activation (env BECAUSE_STORE)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
@@ -22,6 +27,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     load.add_argument("--force", action="store_true", help="import even if imported before")
     load.set_defaults(run=_import)
 
+    export = commands.add_parser(
+        "export-ratings", help="write every stored history to a ratings file `train` reads"
+    )
+    export.add_argument("--out", type=Path, required=True, help="a .csv file")
+    export.set_defaults(run=_export)
+
+    models = commands.add_parser("models", help="the model store: publish, activate, list")
+    verbs = models.add_subparsers(dest="verb", required=True)
+    publish = verbs.add_parser("publish", help="verify an artifact and copy it into the store")
+    publish.add_argument("artifact", type=Path)
+    activate = verbs.add_parser(
+        "activate", help="make a version current on every process (also the rollback)"
+    )
+    activate.add_argument("version")
+    listing = verbs.add_parser("list", help="versions, when published, metrics, which is current")
+    for verb in (publish, activate, listing):
+        verb.add_argument("--store", type=Path, required=True, help="the model store folder")
+    publish.set_defaults(run=_publish)
+    activate.set_defaults(run=_activate)
+    listing.set_defaults(run=_list)
+
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 - avoids importing settings eagerly
     from service.settings import Settings
@@ -31,6 +57,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - avoids importing sett
         overrides["artifact"] = args.artifact
     if getattr(args, "import_ratings", None) is not None:
         overrides["import_ratings"] = args.import_ratings
+    if getattr(args, "store", None) is not None:
+        overrides["store"] = args.store
     return Settings(**overrides)
 
 
@@ -71,3 +99,84 @@ def _import(args: argparse.Namespace) -> int:
     written = asyncio.run(run())
     print(f"imported {written} ratings" if written else "already imported (use --force)")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from service.exporter import export_ratings
+    from service.redis_client import redis_connection
+
+    settings = _settings(args)
+
+    async def run() -> tuple[int, int]:
+        async with redis_connection(settings) as client:
+            return await export_ratings(client, settings.key_prefix, args.out)
+
+    users, ratings = asyncio.run(run())
+    print(f"exported {ratings} ratings of {users} users to {args.out}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from service.model_store import ModelStore
+
+    version, new = ModelStore(args.store).publish(args.artifact)
+    print(version if new else f"{version} (already published)")
+    return 0
+
+
+def _activate(args: argparse.Namespace) -> int:
+    from models.artifact import ArtifactError
+    from service.events import EventLog
+    from service.model_store import ModelPointer, ModelStore
+    from service.redis_client import redis_connection
+
+    settings = _settings(args)
+    try:
+        ModelStore(args.store).load(args.version)  # refuse a damaged version here already
+    except ArtifactError as exc:
+        print(f"refused: {exc}")
+        return 1
+
+    async def run():  # noqa: ANN202 - a Pointer
+        async with redis_connection(settings) as client:
+            events = EventLog(client, settings.key_prefix)
+            return await ModelPointer(client, settings.key_prefix, events).activate(args.version)
+
+    pointer = asyncio.run(run())
+    print(f"current: {pointer.version} (previous: {pointer.previous})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from service.events import EventLog
+    from service.model_store import ModelPointer, ModelStore
+    from service.redis_client import redis_connection
+
+    settings = _settings(args)
+
+    async def current() -> str | None:
+        async with redis_connection(settings) as client:
+            events = EventLog(client, settings.key_prefix)
+            return (await ModelPointer(client, settings.key_prefix, events).read()).version
+
+    now = asyncio.run(current())
+    for published in ModelStore(args.store).versions():
+        when = datetime.datetime.fromtimestamp(published.published_at, datetime.UTC)
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in _flat(published.metrics).items())
+        mark = "*" if published.version == now else " "
+        print(f"{mark} {published.version}  published {when:%Y-%m-%d %H:%M}  {metrics}")
+    return 0
+
+
+def _flat(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Nested numeric metrics as one level: {"rating": {"val_rmse": x}} -> rating.val_rmse."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, int | float):
+            flat[f"{prefix}{key}"] = float(value)
+    return flat
+

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from models.artifact import Artifact
 from service.events import ITEM, EventLog
 from service.redis_client import store_errors
 
@@ -158,3 +159,11 @@ def _now() -> str:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def catalogued(artifact: Artifact) -> list[Item]:
+    """The artifact's items as catalogue entries: what seeds the catalogue (on first start,
+    and with every version activated, so items a new model was trained on are catalogued)."""
+    return [Item(i, artifact.catalogue.title(i), artifact.catalogue.genres.get(i, []))
+            for i in artifact.item_ids.ids]
+

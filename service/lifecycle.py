@@ -42,7 +42,7 @@ from models.artifact import Artifact, ArtifactError
 from models.inference.fold_in import FoldedItem, Rater, fold_in_item
 from service.catalogue import CatalogueMirror
 from service.events import ACTIVATE, FOLDED, ITEM, EventLog, Missed
-from service.item_store import ItemStore
+from service.item_store import ItemStore, catalogued
 from service.metrics import Metrics
 from service.model_store import ModelPointer, ModelStore
 from service.rating_store import Rating, decode_ratings
@@ -226,6 +226,8 @@ class Lifecycle:
             try:
                 artifact = await asyncio.to_thread(self._store.load, version)
                 self._check_compatible(artifact)
+                if await self._items.seed(catalogued(artifact)):
+                    await self._reload_mirror()
                 folded = await self._folded_rows(version)
                 served = await asyncio.to_thread(
                     serve, artifact, folded, self.mirror, self._settings, self._device
