@@ -104,6 +104,7 @@ class Lifecycle:
         self._swap_lock = asyncio.Lock()
         self._last_event = "0-0"
         self._stopping = asyncio.Event()
+        self._refused: str | None = None  # not retried by the periodic check, only if announced
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class Lifecycle:
             if self._pointer is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + self._settings.model_check_s
                 pointer = await self._pointer.read()
-                if pointer.version and pointer.version != self.current.version:
+                if pointer.version not in (None, self.current.version, self._refused):
                     await self.activate(pointer.version)
 
     def _apply_item(self, item_id: str, item) -> None:  # noqa: ANN001 - service.item_store.Item
@@ -257,6 +258,7 @@ class Lifecycle:
                  self.previous.version if self.previous else None)
 
     def _refuse(self, version: str, why: str) -> None:
+        self._refused = version
         self.last_error = f"version {version} refused: {why}"
         self._metrics.model_swaps.labels("refused").inc()
         log.error("%s; still serving %s", self.last_error, self.current.version)

@@ -92,6 +92,7 @@ class Carousels:
 
 
 CAROUSEL_DEPTH = 10  # candidates per carousel slot: k = 10, 3 rows -> the best 300
+CATALOGUE_SCAN = 10_000  # catalogue ids one `GET /v1/items?q=` call reads at most
 
 
 class Recommender:
@@ -162,25 +163,23 @@ class Recommender:
 
     async def items(self, q: str | None, cursor: str | None, limit: int) -> CataloguePage:
         """A page of the catalogue in id order, `q` matching titles (case-insensitive).
-        Reads at most 20 pages' worth of ids per call, so a rare `q` answers a short page
-        with a cursor rather than scanning everything at once."""
+        Reads at most `CATALOGUE_SCAN` ids per call, so a rare `q` over a huge catalogue
+        answers a short page with a cursor rather than scanning everything at once."""
         self.limits.check_k(limit)
         needle = q.casefold() if q else None
         found: list[Item] = []
-        for _ in range(20):
-            ids = await self._items.ids_after(cursor, limit)
-            if not ids:
-                return CataloguePage(found, None)
+        chunk = max(limit, 500)
+        for _ in range(max(1, CATALOGUE_SCAN // chunk)):
+            ids = await self._items.ids_after(cursor, chunk)
             for item in await self._items.get_many(ids):
+                cursor = item.item_id if item is not None else cursor
                 if item is not None and (needle is None or needle in item.title.casefold()):
                     found.append(item)
-                if item is not None:
-                    cursor = item.item_id
-                if len(found) == limit:
-                    return CataloguePage(found, cursor)
-            cursor = ids[-1]
-            if len(ids) < limit:
+                    if len(found) == limit:
+                        return CataloguePage(found, cursor)
+            if len(ids) < chunk:
                 return CataloguePage(found, None)
+            cursor = ids[-1]
         return CataloguePage(found, cursor)
 
     def similar(self, item_id: str, k: int) -> Similar:
