@@ -196,6 +196,47 @@ def recommendations_section(row: dict | None) -> list[str]:
     return lines
 
 
+def fold_in_section(row: dict | None) -> list[str]:
+    lines = ["## New items without retraining (fold-in)", ""]
+    if row is None:
+        return lines + ["Not run (`python -m bench.item_fold_in`).", ""]
+    lines += [_provenance(row), "",
+              "10% of the items held out of training; each evaluated item's first n ratings "
+              "revealed and folded in, the rest predicted (`bench/item_fold_in.py`).", "",
+              "| n | fold-in RMSE | bias-only RMSE | retrained RMSE | top-50 hits | exposure |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for n, r in row["results"].items():
+        again = r.get("retrained")
+        lines.append(f"| {n} | {r['ours']:.4f} | {r['bias_only']:.4f} | "
+                     f"{'' if again is None else f'{again:.4f}'} | {r['hits']:.1%} | "
+                     f"{r['exposure']:.1%} |")
+    return lines + [""]
+
+
+def swap_section(row: dict | None) -> list[str]:
+    lines = ["## A model swap under load", ""]
+    if row is None:
+        return lines + ["Not run (`python -m bench.swap_load`).", ""]
+    lines += [_provenance(row), "",
+              f"wrk, {row['connections']} connections, `POST /v1/rank`, "
+              f"{row['seconds_per_window']:g} s per window; the activation "
+              f"{row['swap_at_s']:g} s into its window (`bench/swap_load.py`).", "",
+              "| window | req/s | p50 ms | p99 ms | non-2xx | socket errors | versions | "
+              "activation to served | RSS MiB before / peak / after |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, w in row["windows"].items():
+        swap = w.get("swap") or {}
+        took = f"{swap['swap_s']:.2f} s" if "swap_s" in swap else ""
+        rss = swap.get("rss_mib")
+        memory = "" if rss is None else " / ".join(
+            f"{rss[k]:.0f}" for k in ("before", "peak", "after"))
+        versions = ", ".join(f"{v}: {c}" for v, c in w["versions"].items())
+        lines.append(
+            f"| {name} | {w['per_second']:.1f} | {w['p50_ms']:.1f} | {w['p99_ms']:.1f} | "
+            f"{w['non_2xx']} | {w['socket_errors']} | {versions} | {took} | {memory} |")
+    return lines + [""]
+
+
 def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | None) -> list[str]:
     lines = ["## Speed", ""]
     if serve is None:
@@ -270,6 +311,8 @@ def main() -> None:
     lines += ranking_section(newest("ranking"))
     lines += ablation_section(newest("ranker_ablation"))
     lines += recommendations_section(newest("recommendations"))
+    lines += fold_in_section(newest("item_fold_in"))
+    lines += swap_section(newest("swap_load"))
     lines += speed_section(newest("serve"), newest("new_user_speed"), newest("scaling"))
     lines += findings_section()
     REPORT.write_text("\n".join(lines))
