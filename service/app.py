@@ -5,8 +5,9 @@ fixed artifact; refuse to start if damaged) -> the catalogue (seeded from the mo
 on first start, mirrored) -> predictor and FAISS index -> micro-batcher -> optional
 one-time import of demo ratings -> the lifecycle's follower and fold-in worker.
 
-Middleware, outermost first: CORS (only when origins are configured), metrics, body size
-limit (413); then the routes, each with its access check (API key scope, rate limit).
+Middleware, outermost first: CORS (only when origins are configured), metrics, load
+shedding (503 past BECAUSE_MAX_IN_FLIGHT), body size limit (413); then the routes, each
+with its access check (API key scope, rate limit).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from service.item_store import ItemStore, catalogued
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, MetricsMiddleware
 from service.model_store import ModelPointer, ModelStore
+from service.overload import LoadShedder
 from service.rate_limit import RateLimiter
 from service.rating_store import RatingStore
 from service.recommender import Recommender
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LoadShedder, max_in_flight=settings.max_in_flight, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

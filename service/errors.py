@@ -10,6 +10,7 @@ ServiceError
 ├── RateLimited           429  this key spent its token bucket; retry after N s
 └── StoreUnavailable      503  Redis did not answer; retry later (Retry-After)
 
+Past BECAUSE_MAX_IN_FLIGHT requests `service.overload` answers 503 at the door.
 A body over BECAUSE_MAX_BODY_BYTES is refused with 413 by `service.body_limit`, as a
 Starlette HTTPException: FastAPI turns any other error raised while it reads a body into 400.
 """
@@ -77,3 +78,4 @@ class StoreUnavailable(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+

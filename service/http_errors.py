@@ -31,7 +31,8 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         "or a configured limit does not accept (a message)",
     },
     429: {"model": ErrorResponse, "description": "rate limit", "headers": _RETRY_AFTER},
-    503: {"model": ErrorResponse, "description": "Redis did not answer", "headers": _RETRY_AFTER},
+    503: {"model": ErrorResponse, "description": "Redis did not answer, or this process is "
+          "overloaded; retry after the header's seconds", "headers": _RETRY_AFTER},
 }
 
 

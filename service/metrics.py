@@ -4,6 +4,7 @@ because_requests_total{route, method, status}
 because_request_seconds{route, method}            latency histogram
 because_scorer_batch_size                          requests per micro-batch
 because_redis_errors_total                         requests that failed on Redis
+because_shed_total                                 requests shed (503): too many in flight
 because_model_swaps_total{outcome}                 model versions swapped in / refused
 because_items_folded_total                         items folded into the served model
 """
@@ -41,6 +42,11 @@ class Metrics:
         self.redis_errors = Counter(
             "because_redis_errors_total",
             "requests that failed because Redis did not answer",
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "because_shed_total",
+            "requests answered 503 at once: BECAUSE_MAX_IN_FLIGHT were in flight",
             registry=self.registry,
         )
         self.model_swaps = Counter(

@@ -20,6 +20,7 @@ BECAUSE_REDIS_TIMEOUT_S=0.5              per Redis call; past it the request ans
 BECAUSE_REDIS_MAX_CONNECTIONS=64         per process; more concurrent commands wait for one
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
 BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
+BECAUSE_MAX_IN_FLIGHT=128                requests a process holds at once; more: 503
 BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores - 1
 BECAUSE_LIKE_WEIGHT=1.0                  order=recommended: weight of the predicted rating
 BECAUSE_RECOMMEND_DEPTH=100              order=recommended: best by logit the rating reranks
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     # 0: never wait for company. Requests that arrive while a batch runs still form the
     # next batch, so batching grows with load and a lone request pays nothing for it.
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
+    # Requests one process holds at once (probes and metrics aside); more are shed with
+    # 503 + Retry-After before their body is read (bench/overload.py).
+    max_in_flight: int = Field(default=128, ge=1)
     # Threads torch may use for one scoring call on the CPU. 0: all cores but one, which the
     # event loop keeps: on 2 cores a one-thread scorer answered /v1/rank faster than a
     # two-thread one that contended with the loop (README, Measured).

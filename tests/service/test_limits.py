@@ -3,6 +3,7 @@ Redis (read back, not taken from the answer)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -125,3 +126,39 @@ async def test_requests_at_each_limit_are_accepted(limited: httpx.AsyncClient) -
     for method, path, kw in ok:
         r = await limited.request(method, path, **kw)
         assert r.status_code == 200, (path, r.text)
+
+
+async def test_past_max_in_flight_a_scoring_request_is_shed_at_once(
+    settings: Settings,
+) -> None:
+    """Two ranks held in flight (their history reads wait on an event); the third is
+    answered 503 with Retry-After at once; released, the two answer 200."""
+    app = create_app(settings.model_copy(update={"max_in_flight": 2}))
+    transport = httpx.ASGITransport(app=app)
+    async with (app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=transport, base_url="http://b") as client):
+        await client.post("/v1/users/held/ratings", json={"ratings": [
+            {"item_id": "i1", "rating": 5}]})
+        store = app.state.services.recommender._store
+        release, reading = asyncio.Event(), asyncio.Semaphore(0)
+        read = store.read
+
+        async def held_read(user_id: str):  # noqa: ANN202 - list[Rating]
+            reading.release()
+            await release.wait()
+            return await read(user_id)
+
+        store.read = held_read
+        held = [asyncio.create_task(client.post("/v1/rank", json={"user_id": "held", "k": 3}))
+                for _ in range(2)]
+        for _ in held:
+            await reading.acquire()  # both admitted and waiting
+        shed = await client.post("/v1/rank", json={"user_id": "held", "k": 3})
+        assert shed.status_code == 503 and shed.headers["Retry-After"] == "1"
+        assert "BECAUSE_MAX_IN_FLIGHT" in shed.json()["detail"]
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+        store.read = read
+        after = await client.post("/v1/rank", json={"user_id": "held", "k": 3})
+        assert after.status_code == 200
+        assert "because_shed_total 1.0" in (await client.get("/metrics")).text
