@@ -29,9 +29,6 @@ class CatalogueMirror:
     def __init__(self, items: list[Item]):
         self._items = {item.item_id: item for item in items}
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def __contains__(self, item_id: str) -> bool:
         return item_id in self._items
 

@@ -44,11 +44,6 @@ class EventLog:
         """Queues the event on `pipe`, so it lands with the write it announces."""
         pipe.xadd(self.key, {"kind": kind, **fields}, maxlen=MAX_EVENTS, approximate=True)
 
-    async def append(self, kind: str, **fields: str) -> None:
-        await self._client.xadd(
-            self.key, {"kind": kind, **fields}, maxlen=MAX_EVENTS, approximate=True
-        )
-
     async def last_id(self) -> str:
         """The newest event's id ("0-0" when none): where a new reader starts."""
         found = await self._client.xrevrange(self.key, count=1)

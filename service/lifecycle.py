@@ -42,7 +42,7 @@ from models.artifact import Artifact, ArtifactError
 from models.inference.fold_in import FoldedItem, Rater, fold_in_item
 from service.catalogue import CatalogueMirror
 from service.events import ACTIVATE, FOLDED, ITEM, EventLog, Missed
-from service.item_store import ItemStore, catalogued
+from service.item_store import Item, ItemStore, catalogued
 from service.metrics import Metrics
 from service.model_store import ModelPointer, ModelStore
 from service.rating_store import Rating, decode_ratings
@@ -159,7 +159,7 @@ class Lifecycle:
         untrained, it waits for fold-in (from its genres until it has raters)."""
         item = await self._items.get(item_id)
         if item is not None:
-            self._apply_item(item_id, item)
+            self._apply_item(item)
         if item_id not in self.current.artifact.item_ids:
             await self._client.sadd(self._waiting_key, item_id)
 
@@ -181,7 +181,7 @@ class Lifecycle:
                 if event.kind == ITEM:
                     item = await self._items.get(event.fields["item"])
                     if item is not None:
-                        self._apply_item(item.item_id, item)
+                        self._apply_item(item)
                 elif event.kind == FOLDED and event.fields["version"] == self.current.version:
                     folded.append(event.fields["item"])
                 elif event.kind == ACTIVATE:
@@ -194,7 +194,7 @@ class Lifecycle:
                 if pointer.version not in (None, self.current.version, self._refused):
                     await self.activate(pointer.version)
 
-    def _apply_item(self, item_id: str, item) -> None:  # noqa: ANN001 - service.item_store.Item
+    def _apply_item(self, item: Item) -> None:
         self.mirror.put(item)
         for served in (self.current, self.previous):
             if served is not None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models.artifact import Artifact
-from models.data.table import IdMap
+from models.data.table import IdMap, RatingScale
 from models.history import History
 from models.inference.fold_in import AttributePrior, FoldedItem, attribute_prior, with_items
 from models.inference.predictor import Predictor, ScoreJob, ScoreResult
@@ -36,7 +36,7 @@ class ServedModel:
     prior: AttributePrior  # an item's rows from its genres: the n = 0 item, fold-in's prior
 
     @property
-    def scale(self):  # noqa: ANN201 - RatingScale
+    def scale(self) -> RatingScale:
         return self.artifact.scale
 
     def with_folded(self, updates: dict[str, FoldedItem], mirror: CatalogueMirror,
