@@ -28,7 +28,11 @@ STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
 pytestmark = pytest.mark.slow
 
 
-def serve(artifact: Path, redis_url: str, key_prefix: str, port: int) -> subprocess.Popen:
+def serve(
+    artifact: Path, redis_url: str, key_prefix: str, port: int, output: int = subprocess.PIPE
+) -> subprocess.Popen:
+    """`because serve`; its log is piped back unless `output` says otherwise (a process
+    whose pipe nobody reads blocks once the pipe is full)."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -39,7 +43,7 @@ def serve(artifact: Path, redis_url: str, key_prefix: str, port: int) -> subproc
         [sys.executable, "-m", "because.cli", "serve", "--artifact", str(artifact),
          "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -48,7 +52,7 @@ def serve(artifact: Path, redis_url: str, key_prefix: str, port: int) -> subproc
 def wait_ready(process: subprocess.Popen, port: int) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, process.stdout and process.stdout.read()
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return
@@ -74,6 +78,8 @@ def stopped_at_end() -> Iterator[list[subprocess.Popen]]:
         if p.poll() is None:
             p.kill()
             p.wait()
+        if p.stdout is not None:
+            p.stdout.close()
 
 
 def flip_a_byte(folder: Path) -> None:
@@ -169,3 +175,40 @@ def test_sigterm_finishes_the_request_in_flight_then_shuts_down_cleanly(
     assert json.loads(stored) == [["i3", 4.5, 1_357_924_680]]
     # The whole log of the process: the key and the history never appear in it.
     assert WRITER not in output and "1357924680" not in output and "4.5" not in output
+
+
+def test_two_service_processes_score_a_folded_item_alike(
+    artifact_dir: Path, redis_url: str, key_prefix: str, stopped_at_end: list, planted
+) -> None:
+    """A new item put and rated through one process is folded in (by whichever holds the
+    lease) and loaded by both: the same request gets the same scores from each."""
+    ports = [free_port(), free_port()]
+    for port in ports:
+        stopped_at_end.append(
+            serve(artifact_dir, redis_url, key_prefix, port, output=subprocess.DEVNULL))
+    for process, port in zip(stopped_at_end, ports, strict=True):
+        wait_ready(process, port)
+    first, second = (f"http://127.0.0.1:{p}" for p in ports)
+    auth = {"Authorization": f"Bearer {WRITER}"}
+    liked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if planted.user_likes[0][c]]
+    put = httpx.put(f"{first}/v1/items/fresh", json={"title": "Fresh", "genres": ["c0"]},
+                    headers=auth, timeout=30)
+    assert put.status_code == 201
+    for n in range(4):
+        ratings = [{"item_id": i, "rating": 5, "timestamp": 10 + k}
+                   for k, i in enumerate(liked[n : n + 8])]
+        ratings.append({"item_id": "fresh", "rating": 5, "timestamp": 1000 + n})
+        r = httpx.post(f"{first}/v1/users/fan{n}/ratings", json={"ratings": ratings},
+                       headers=auth, timeout=30)
+        assert r.status_code == 200
+    deadline = time.monotonic() + STARTUP_S
+    while any(httpx.get(f"{url}/v1/items/fresh", timeout=30).json()["embedded"] != "folded"
+              for url in (first, second)):
+        assert time.monotonic() < deadline, "the item was never folded into both processes"
+        time.sleep(0.2)
+    ask = {"ratings": [{"item_id": i, "rating": 5} for i in liked[:6]],
+           "item_ids": ["fresh", liked[7]]}
+    answers = [httpx.post(f"{url}/v1/score", json=ask, timeout=30).json()
+               for url in (first, second)]
+    assert answers[0]["scores"] == answers[1]["scores"]
+    assert answers[0]["model_version"] == answers[1]["model_version"]
