@@ -9,5 +9,6 @@
                   contributions.py: the batched passes beneath it
     history.py    `History` and padding: the form every stage passes histories in
     artifact.py   save and load (safetensors + JSON); imports no training code
+    manifest.py   an artifact's manifest and checksums, without torch
     cli.py        because data / train / evaluate
 """

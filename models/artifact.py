@@ -7,15 +7,15 @@
                             config (its architecture nested in it as "model"), training-data
                             fingerprint, validation metrics, checksums, created_at
 
-Loading verifies the format version, every checksum and every tensor's shape, and says which
-check failed; a service never starts on a damaged or mismatched artifact. Format 1 (both
-architectures stored twice, in a model and a training config) still loads.
+Loading verifies the format version and every checksum (`models.manifest`, which needs no
+torch) and every tensor's shape, and says which check failed; a service never starts on a
+damaged or mismatched artifact. Format 1 (both architectures stored twice, in a model and
+a training config) still loads.
 This module imports no training code: serving loads artifacts through it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,19 +26,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.data.table import Catalogue, IdMap, RatingScale
+from models.manifest import (
+    FORMAT_VERSION,
+    ITEMS,
+    MANIFEST,
+    RANKER_WEIGHTS,
+    WEIGHTS,
+    ArtifactError,
+    read_manifest,
+    sha256,
+    version_of,
+)
 from models.networks.ranking import RankingModel, RankingModelConfig
 from models.networks.rating import RatingModel, RatingModelConfig
-
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
-WEIGHTS = "model.safetensors"
-RANKER_WEIGHTS = "ranker.safetensors"
-ITEMS = "items.json"
-MANIFEST = "manifest.json"
-
-
-class ArtifactError(RuntimeError):
-    """The artifact folder is missing, damaged or of another format."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,7 @@ class Artifact:
     @cached_property
     def version(self) -> str:
         """Short, stable model version: 12 hex digits of a sha256 over both weight files."""
-        checksums = self.manifest["checksums"]
-        joined = checksums[WEIGHTS] + checksums[RANKER_WEIGHTS]
-        return hashlib.sha256(joined.encode()).hexdigest()[:12]
+        return version_of(self.manifest)
 
     @property
     def scale(self) -> RatingScale:
@@ -112,7 +110,7 @@ def save_artifact(
         "ranking": ranking_train_config,
         "data": data,
         "metrics": metrics,
-        "checksums": {name: _sha256(folder / name) for name in (WEIGHTS, RANKER_WEIGHTS, ITEMS)},
+        "checksums": {name: sha256(folder / name) for name in (WEIGHTS, RANKER_WEIGHTS, ITEMS)},
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return folder
@@ -120,7 +118,7 @@ def save_artifact(
 
 def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
     folder = Path(folder)
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     n_items, scale, rating_config, ranking_config = _model_configs(manifest, folder / MANIFEST)
     items = json.loads((folder / ITEMS).read_text())
     if len(items) != n_items:
@@ -146,37 +144,6 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
     )
     return Artifact(rating_model, ranking_model, IdMap([row["id"] for row in items]), catalogue,
                     manifest)
-
-
-def _read_manifest(folder: Path) -> dict:
-    """The manifest, once its format is one this build reads and every checksum matches."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no manifest; is {folder} an artifact folder?")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
-    version = manifest.get("format_version")
-    if version not in READABLE_FORMATS:
-        raise ArtifactError(
-            f"{path}: format_version {version!r}; this build reads {list(READABLE_FORMATS)}:"
-            " retrain with `because train` to get a current artifact"
-        )
-    missing = {WEIGHTS, RANKER_WEIGHTS, ITEMS} - set(manifest.get("checksums", {}))
-    if missing:
-        raise ArtifactError(f"{path}: no checksum for {sorted(missing)}")
-    for name, expected in manifest["checksums"].items():
-        file = folder / name
-        if not file.is_file():
-            raise ArtifactError(f"{file}: missing")
-        actual = _sha256(file)
-        if actual != expected:
-            raise ArtifactError(
-                f"{file}: checksum mismatch (manifest {expected[:12]}, file {actual[:12]});"
-                " the file is damaged or from another artifact"
-            )
-    return manifest
 
 
 def _model_configs(
@@ -223,9 +190,4 @@ def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: 
     model.load_state_dict(state)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["FORMAT_VERSION", "Artifact", "ArtifactError", "load_artifact", "save_artifact"]

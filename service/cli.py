@@ -125,14 +125,14 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _activate(args: argparse.Namespace) -> int:
-    from models.artifact import ArtifactError
+    from models.manifest import ArtifactError
     from service.events import EventLog
     from service.model_store import ModelPointer, ModelStore
     from service.redis_client import redis_connection
 
     settings = _settings(args)
     try:
-        ModelStore(args.store).load(args.version)  # refuse a damaged version here already
+        ModelStore(args.store).verify(args.version)  # refuse a damaged version here already
     except ArtifactError as exc:
         print(f"refused: {exc}")
         return 1

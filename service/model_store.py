@@ -20,11 +20,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
-from models.artifact import Artifact, ArtifactError, load_artifact
+from models.manifest import ArtifactError, read_manifest, version_of
 from service.events import ACTIVATE, EventLog
+
+if TYPE_CHECKING:
+    from models.artifact import Artifact
 
 PUBLISHED = "published.json"
 
@@ -55,6 +59,8 @@ class ModelStore:
 
     def publish(self, artifact_dir: Path) -> tuple[str, bool]:
         """Verifies and copies an artifact; (its version, False when already published)."""
+        from models.artifact import load_artifact  # torch: only publishing loads the models
+
         artifact = load_artifact(artifact_dir)
         target = self.folder(artifact.version)
         if (target / PUBLISHED).exists():
@@ -77,8 +83,20 @@ class ModelStore:
             shutil.rmtree(staging, ignore_errors=True)
         return artifact.version, True
 
+    def verify(self, version: str) -> None:
+        """Published, whole (format and checksums) and what its name says, without loading
+        torch: what `because models activate` checks before it moves the pointer."""
+        folder = self.folder(version)
+        if not (folder / PUBLISHED).exists():
+            raise ArtifactError(f"no version {version!r} published in {self.root}")
+        found = version_of(read_manifest(folder))
+        if found != version:
+            raise ArtifactError(f"{folder} holds model {found}, not {version}")
+
     def load(self, version: str) -> Artifact:
         """The version's artifact, verified; ArtifactError when missing or damaged."""
+        from models.artifact import load_artifact
+
         folder = self.folder(version)
         if not (folder / PUBLISHED).exists():
             raise ArtifactError(f"no version {version!r} published in {self.root}")

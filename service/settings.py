@@ -44,7 +44,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.inference.predictor import DEPTH, LIKE_WEIGHT
+from models.inference.defaults import DEPTH, LIKE_WEIGHT
 from service.access import ApiKeys, Scope, read_keys_file
 
 

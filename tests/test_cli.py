@@ -87,3 +87,25 @@ def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["evaluate", "--artifact", str(out), "--test", str(ratings), "--json"]) == 0
     report = capsys.readouterr().out
     assert '"rmse"' in report and '"n": ' in report
+
+
+def test_activating_a_version_loads_no_torch(artifact_dir: Path, tmp_path: Path,
+                                             redis_url: str, key_prefix: str) -> None:
+    """`because models activate` checks the version whole (manifest, checksums) and moves
+    the pointer without importing torch: on a busy serving host it costs a fraction of a
+    second, not a model load (bench/swap_load.py)."""
+    from service.model_store import ModelStore
+
+    version, _ = ModelStore(tmp_path / "store").publish(artifact_dir)
+    script = (
+        "import os, sys\n"
+        f"os.environ.update(REDIS_URL={redis_url!r}, BECAUSE_KEY_PREFIX={key_prefix!r})\n"
+        "from because.cli import main\n"
+        f"main(['models', 'activate', {version!r}, '--store', {str(tmp_path / 'store')!r}])\n"
+        "print('torch loaded:', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"current: {version}" in done.stdout and "torch loaded: False" in done.stdout

@@ -36,13 +36,10 @@ from models.inference.contributions import (
     ranking_contributions,
     rating_contributions,
 )
+from models.inference.defaults import DEPTH, LIKE_WEIGHT
 from models.inference.scoring import ranking_scores, rating_output
 
 Order = Literal["ranking", "rating", "recommended"]
-# Chosen on a validation split of MovieLens-100K's past (bench/ranking_quality.py): the
-# weight that maximised NDCG@10 over the held-out items the user rated 4 or more.
-LIKE_WEIGHT = 1.0
-DEPTH = 100  # candidates by ranking logit that the rating model reranks
 DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
 
 
