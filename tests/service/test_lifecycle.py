@@ -332,3 +332,27 @@ async def test_export_writes_every_history_in_a_file_train_reads(
     want = {(u, x["item_id"], float(x["rating"]), x["timestamp"])
             for u, ratings in posted.items() for x in ratings}
     assert got == want
+
+
+async def test_items_folded_into_one_version_are_folded_again_into_the_next(
+    live: Settings, store: tuple[ModelStore, str, str], planted
+) -> None:
+    models, first, second = store
+    settings = live.model_copy(update={"store": models.root})
+    await activate(settings, first)
+    async with app(settings) as client:
+        liked = await fold_new_item(client, planted)
+        ask = {"ratings": as_ratings(liked[:6], []), "item_ids": ["fresh"]}
+        under_first = (await client.post("/v1/score", json=ask)).json()
+        await activate(settings, second)
+
+        async def carried() -> bool:
+            entry = (await client.get("/v1/items/fresh")).json()
+            return entry["model_version"] == second and entry["embedded"] == "folded"
+
+        await until(carried, "the folded item folded again for the next version")
+        under_second = (await client.post("/v1/score", json=ask)).json()
+        assert under_first["model_version"] == first
+        assert under_second["model_version"] == second
+        assert under_second["scores"][0]["item_id"] == "fresh"
+        assert (await client.get("/v1/model")).json()["items_folded"] >= 1
