@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +21,15 @@ from pathlib import Path
 import httpx
 
 from bench.record import append_result, provenance
-from bench.serve_load import bench_users, free_port, load_cases, process, service_wrk, wrk
+from bench.serve_load import (
+    bench_users,
+    free_port,
+    load_cases,
+    process,
+    redis_server,
+    service_wrk,
+    wrk,
+)
 
 
 def main() -> None:
@@ -43,10 +50,7 @@ def main() -> None:
     found: dict[int, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
-        try:
+        with redis_server(redis_port, tmp):
             for limit in args.max_in_flight:
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
@@ -68,9 +72,6 @@ def main() -> None:
                             runs[c]["requests"] - runs[c]["non_2xx"]) / runs[c]["seconds"]
                         print(limit, c, runs[c], flush=True)
                 found[limit] = runs
-        finally:
-            redis.terminate()
-            redis.wait(10)
 
     print("| max in flight | c | req/s | 2xx/s | p50 ms | p99 ms | non-2xx | socket errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -92,9 +92,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, seconds: float = 600) -> None:
+@contextmanager
+def redis_server(port: int, folder: str) -> Iterator[None]:
+    """A redis-server of our own on `port`, nothing kept on disk; stopped on exit."""
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        redis.terminate()
+        redis.wait(10)
+
+
+def wait_ready(url: str, seconds: float = 600, process: subprocess.Popen | None = None) -> None:
+    """Until `url` answers 200; a `process` that exits meanwhile ends the wait at once."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}) before {url} answered")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -304,16 +320,13 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
         env = {"REDIS_URL": redis_url, "BECAUSE_DATA_DIR": tmp}
         serve = [str(bin_dir / "because"), "serve", "--artifact", str(args.artifact),
                  "--port", str(service_port), "--import-ratings", str(args.ratings)]
         floor = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
                  str(floor_port), "--log-level", "info"]
         log = folder / "servers.log"
-        try:
+        with redis_server(redis_port, tmp):
             with process(serve, env, log, f"{service_url}/readyz"), \
                     process(floor, env, log, f"{floor_url}/floor/none"):
                 with httpx.Client(base_url=service_url, timeout=60) as http:
@@ -339,9 +352,6 @@ def main() -> None:
                     specs = cases["POST /v1/rank (1000 candidates)"]
                     wrk(service_url, specs, c, 2, folder)
                     batching_off[c] = service_wrk(service_url, specs, c, args.seconds, folder)
-        finally:
-            redis.terminate()
-            redis.wait(10)
         unavailable = store_unavailable_causes(log)
 
     histories = [

@@ -43,6 +43,7 @@ import httpx
 import redis
 
 from bench.record import append_result, provenance
+from bench.serve_load import free_port, wait_ready
 
 USERS = 200
 SWAP_AT_S = 3.0
@@ -98,26 +99,6 @@ done = function(summary, latency, requests)
     encode(st), encode(vs)))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited ({proc.returncode}) before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready after {seconds:.0f} s")
 
 
 def wait_redis(port: int, seconds: float = 20) -> None:
@@ -230,7 +211,7 @@ class Bench:
             self.server = subprocess.Popen(
                 [self.because, "serve", "--store", str(self.store), "--port", str(self.port)],
                 env=self.env, stdout=out, stderr=out)
-        wait_ready(f"{self.url}/readyz", self.server)
+        wait_ready(f"{self.url}/readyz", 300, self.server)
 
     def close(self) -> None:
         for proc in (self.wrk, self.server, self.redis):

@@ -228,16 +228,25 @@ async def activate(settings: Settings, version: str) -> None:
         await ModelPointer(redis_client, settings.key_prefix, events).activate(version)
 
 
+@pytest.fixture
+async def from_store(
+    live: Settings, store: tuple[ModelStore, str, str]
+) -> tuple[Settings, ModelStore, str, str]:
+    """Settings that serve from the store, its first version current."""
+    models, first, second = store
+    settings = live.model_copy(update={"store": models.root})
+    await activate(settings, first)
+    return settings, models, first, second
+
+
 async def serving(client: httpx.AsyncClient, version: str) -> bool:
     return (await client.get("/v1/model")).json()["version"] == version
 
 
 async def test_a_swap_under_concurrent_requests_fails_none_and_rolls_back_exactly(
-    live: Settings, store: tuple[ModelStore, str, str], planted
+    from_store: tuple[Settings, ModelStore, str, str], planted
 ) -> None:
-    models, first, second = store
-    settings = live.model_copy(update={"store": models.root})
-    await activate(settings, first)
+    settings, _, first, second = from_store
     liked, disliked = liked_and_disliked(planted)
     ask = {"ratings": as_ratings(liked[:6], disliked[:2]), "k": 10, "explain": True}
     async with app(settings) as client:
@@ -274,11 +283,9 @@ async def test_a_swap_under_concurrent_requests_fails_none_and_rolls_back_exactl
 
 
 async def test_a_damaged_version_is_refused_while_the_old_one_serves(
-    live: Settings, store: tuple[ModelStore, str, str], planted
+    from_store: tuple[Settings, ModelStore, str, str], planted
 ) -> None:
-    models, first, second = store
-    settings = live.model_copy(update={"store": models.root})
-    await activate(settings, first)
+    settings, models, first, second = from_store
     weights = models.folder(second) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-64])  # truncated after publishing
     liked, _ = liked_and_disliked(planted)
@@ -335,11 +342,9 @@ async def test_export_writes_every_history_in_a_file_train_reads(
 
 
 async def test_items_folded_into_one_version_are_folded_again_into_the_next(
-    live: Settings, store: tuple[ModelStore, str, str], planted
+    from_store: tuple[Settings, ModelStore, str, str], planted
 ) -> None:
-    models, first, second = store
-    settings = live.model_copy(update={"store": models.root})
-    await activate(settings, first)
+    settings, _, first, second = from_store
     async with app(settings) as client:
         liked = await fold_new_item(client, planted)
         ask = {"ratings": as_ratings(liked[:6], []), "item_ids": ["fresh"]}
