@@ -12,9 +12,10 @@ import os
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Response
 
+from service.keys import Keys
 from service.settings import Settings
 
-PREFIX = os.environ.get("BECAUSE_KEY_PREFIX", "because")
+KEYS = Keys(os.environ.get("BECAUSE_KEY_PREFIX", "because"))
 
 app = FastAPI(title="HTTP + Redis floor")
 # The service's pool policy, so that neither pays for connections the other does not: a
@@ -29,5 +30,5 @@ client = aioredis.Redis.from_pool(
 
 @app.get("/floor/{user_id}")
 async def history_blob(user_id: str) -> Response:
-    blob = await client.get(f"{PREFIX}:h:{user_id}")
-    return Response(blob or b"[]", media_type="application/json")
+    blob = await client.get(KEYS.history(user_id))
+    return Response(blob or b"", media_type="application/octet-stream")

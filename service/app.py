@@ -1,9 +1,10 @@
 """Assembles the FastAPI app; the lifespan owns every resource and hands them to requests.
 
-Start-up order: Redis (URL or embedded) -> the model (the store's current version, or the
-fixed artifact; refuse to start if damaged) -> the catalogue (seeded from the model's items
-on first start, mirrored) -> predictor and FAISS index -> micro-batcher -> optional
-one-time import of demo ratings -> the lifecycle's follower and fold-in worker.
+Start-up order: Redis (URL, cluster or embedded; its layout's version checked) -> the
+model (the store's current version, or the fixed artifact; refuse to start if damaged) ->
+item codes -> the catalogue (seeded from the model's items on first start, mirrored) ->
+predictor and FAISS index -> micro-batcher -> optional one-time import of demo ratings ->
+the lifecycle's follower and fold-in worker.
 
 Middleware, outermost first: CORS (only when origins are configured), metrics, load
 shedding (503 past BECAUSE_MAX_IN_FLIGHT), body size limit (413); then the routes, each
@@ -30,9 +31,12 @@ from service.catalogue import CatalogueMirror
 from service.events import EventLog
 from service.http_errors import install_error_handlers
 from service.importer import import_ratings
+from service.item_codes import ItemCodes
 from service.item_store import ItemStore, catalogued
+from service.keys import Keys
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, MetricsMiddleware
+from service.migration import check_schema
 from service.model_store import ModelPointer, ModelStore
 from service.overload import LoadShedder
 from service.rate_limit import RateLimiter
@@ -66,27 +70,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device = resolve_device(settings.device)
         async with redis_connection(settings) as client:
-            events = EventLog(client, settings.key_prefix)
+            keys = Keys(settings.key_prefix)
+            await check_schema(client, keys)
+            events = EventLog(client, keys)
             store = ModelStore(settings.store) if settings.store is not None else None
-            pointer = ModelPointer(client, settings.key_prefix, events)
+            pointer = ModelPointer(client, keys, events)
             artifact = await _first_model(settings, store, pointer, device)
-            items = ItemStore(client, settings.key_prefix, events)
+            codes = ItemCodes(client, keys)
+            await codes.load()
+            items = ItemStore(client, keys, codes, events)
             await items.seed(catalogued(artifact))
             mirror = CatalogueMirror([item async for item in items.scan()])
             served = serve(artifact, {}, mirror, settings, device)
-            lifecycle = Lifecycle(served, client, mirror, items, events, settings, device,
-                                  metrics, store, pointer if store is not None else None)
+            ratings = RatingStore(client, keys, codes, settings.history_cap,
+                                  settings.redis_wait_replicas, settings.redis_wait_ms)
+            lifecycle = Lifecycle(served, client, mirror, items, ratings, events, keys,
+                                  settings, device, metrics, store,
+                                  pointer if store is not None else None)
             batcher = MicroBatcher(
                 score_batch,
                 settings.batch_max_size,
                 settings.batch_max_wait_ms / 1000,
                 metrics.batch_size.observe,
             )
-            ratings = RatingStore(client, settings.key_prefix, settings.history_cap)
             if settings.import_ratings is not None:
-                written = await import_ratings(
-                    client, ratings, settings.import_ratings, settings.key_prefix
-                )
+                written = await import_ratings(client, ratings, settings.import_ratings, keys)
                 log.info("imported %d ratings from %s", written, settings.import_ratings)
             await batcher.start()
             await lifecycle.start()
@@ -95,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.rate_limit_per_s > 0:
                 limiter = RateLimiter(
                     client,
-                    settings.key_prefix,
+                    keys,
                     settings.rate_limit_per_s,
                     settings.rate_limit_burst,
                 )

@@ -1,5 +1,5 @@
-"""`because serve`, `because import-ratings`, `because export-ratings` and `because models`
-(publish, activate, list: the model store)."""
+"""`because serve`, `because import-ratings`, `because export-ratings`, `because migrate`
+and `because models` (publish, activate, list: the model store)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--out", type=Path, required=True, help="a .csv file")
     export.set_defaults(run=_export)
+
+    migrate = commands.add_parser(
+        "migrate", help="move a Redis written by an earlier Because to this version's layout"
+    )
+    migrate.set_defaults(run=_migrate)
 
     models = commands.add_parser("models", help="the model store: publish, activate, list")
     verbs = models.add_subparsers(dest="verb", required=True)
@@ -84,6 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from service.importer import import_ratings
+    from service.item_codes import ItemCodes
+    from service.keys import Keys
     from service.rating_store import RatingStore
     from service.redis_client import redis_connection
 
@@ -91,10 +98,9 @@ def _import(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with redis_connection(settings) as client:
-            store = RatingStore(client, settings.key_prefix, settings.history_cap)
-            return await import_ratings(
-                client, store, args.path, settings.key_prefix, force=args.force
-            )
+            keys = Keys(settings.key_prefix)
+            store = RatingStore(client, keys, ItemCodes(client, keys), settings.history_cap)
+            return await import_ratings(client, store, args.path, keys, force=args.force)
 
     written = asyncio.run(run())
     print(f"imported {written} ratings" if written else "already imported (use --force)")
@@ -103,16 +109,39 @@ def _import(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from service.exporter import export_ratings
+    from service.item_codes import ItemCodes
+    from service.keys import Keys
+    from service.rating_store import RatingStore
     from service.redis_client import redis_connection
 
     settings = _settings(args)
 
     async def run() -> tuple[int, int]:
         async with redis_connection(settings) as client:
-            return await export_ratings(client, settings.key_prefix, args.out)
+            keys = Keys(settings.key_prefix)
+            codes = ItemCodes(client, keys)
+            await codes.load()
+            store = RatingStore(client, keys, codes, settings.history_cap)
+            return await export_ratings(client, store, keys, args.out)
 
     users, ratings = asyncio.run(run())
     print(f"exported {ratings} ratings of {users} users to {args.out}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from service.keys import Keys
+    from service.migration import migrate
+    from service.redis_client import redis_connection
+
+    settings = _settings(args)
+
+    async def run() -> dict[str, int]:
+        async with redis_connection(settings) as client:
+            return await migrate(client, Keys(settings.key_prefix), settings.history_cap)
+
+    moved = asyncio.run(run())
+    print("migrated: " + ", ".join(f"{n} {what}" for what, n in moved.items()))
     return 0
 
 
@@ -127,6 +156,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _activate(args: argparse.Namespace) -> int:
     from models.manifest import ArtifactError
     from service.events import EventLog
+    from service.keys import Keys
     from service.model_store import ModelPointer, ModelStore
     from service.redis_client import redis_connection
 
@@ -139,8 +169,8 @@ def _activate(args: argparse.Namespace) -> int:
 
     async def run():  # noqa: ANN202 - a Pointer
         async with redis_connection(settings) as client:
-            events = EventLog(client, settings.key_prefix)
-            return await ModelPointer(client, settings.key_prefix, events).activate(args.version)
+            keys = Keys(settings.key_prefix)
+            return await ModelPointer(client, keys, EventLog(client, keys)).activate(args.version)
 
     pointer = asyncio.run(run())
     print(f"current: {pointer.version} (previous: {pointer.previous})")
@@ -151,6 +181,7 @@ def _list(args: argparse.Namespace) -> int:
     import datetime
 
     from service.events import EventLog
+    from service.keys import Keys
     from service.model_store import ModelPointer, ModelStore
     from service.redis_client import redis_connection
 
@@ -158,8 +189,8 @@ def _list(args: argparse.Namespace) -> int:
 
     async def current() -> str | None:
         async with redis_connection(settings) as client:
-            events = EventLog(client, settings.key_prefix)
-            return (await ModelPointer(client, settings.key_prefix, events).read()).version
+            keys = Keys(settings.key_prefix)
+            return (await ModelPointer(client, keys, EventLog(client, keys)).read()).version
 
     now = asyncio.run(current())
     for published in ModelStore(args.store).versions():

@@ -1,6 +1,6 @@
 """What every process must hear about: a Redis stream of catalogue, fold-in and model events.
 
-    PREFIX:events   stream, capped at about `MAX_EVENTS` entries; each entry has a `kind`:
+    {PREFIX}:events stream, capped at about `MAX_EVENTS` entries; each entry has a `kind`:
                     item      {item}               a catalogue entry changed
                     folded    {item, version}      an item's folded vectors were stored
                     activate  {version}            a model version became current
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+
+from service.keys import Keys
+from service.redis_client import Client
 
 ITEM = "item"
 FOLDED = "folded"
@@ -36,9 +38,9 @@ class Missed(Exception):
 
 
 class EventLog:
-    def __init__(self, client: aioredis.Redis, prefix: str):
+    def __init__(self, client: Client, keys: Keys):
         self._client = client
-        self.key = f"{prefix}:events"
+        self.key = keys.events
 
     def append_to(self, pipe: Pipeline, kind: str, **fields: str) -> None:
         """Queues the event on `pipe`, so it lands with the write it announces."""

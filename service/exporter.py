@@ -11,42 +11,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
-from service.rating_store import decode_ratings
+from service.keys import Keys
+from service.rating_store import RatingStore
+from service.redis_client import Client
 
 HEADER = "user_id,item_id,rating,timestamp\n"
 
 
 async def export_ratings(
-    client: aioredis.Redis, prefix: str, out: Path, page: int = 500
+    client: Client, store: RatingStore, keys: Keys, out: Path, page: int = 500
 ) -> tuple[int, int]:
-    """Writes every history under `prefix`; returns (users, ratings) written."""
+    """Writes every history; returns (users, ratings) written."""
     users = ratings = 0
-    marker = f"{prefix}:h:"
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     with partial.open("w") as file:
         file.write(HEADER)
-        keys: list[bytes] = []
-        async for key in client.scan_iter(match=f"{marker}*", count=page, _type="STRING"):
-            keys.append(key)
-            if len(keys) == page:
-                ratings += await _write(client, keys, marker, file)
-                users += len(keys)
-                keys = []
-        if keys:
-            ratings += await _write(client, keys, marker, file)
-            users += len(keys)
+        found: list[str] = []
+        # A cluster client scans every master in turn.
+        async for key in client.scan_iter(match=keys.history_pattern(), count=page,
+                                          _type="STRING"):
+            found.append(keys.user_of(key.decode()))
+            if len(found) == page:
+                ratings += await _write(store, found, file)
+                users += len(found)
+                found = []
+        if found:
+            ratings += await _write(store, found, file)
+            users += len(found)
     partial.rename(out)  # a crash never leaves a half file where a full one is expected
     return users, ratings
 
 
-async def _write(client: aioredis.Redis, keys: list[bytes], marker: str, file) -> int:  # noqa: ANN001
+async def _write(store: RatingStore, users: list[str], file) -> int:  # noqa: ANN001
     written = 0
-    for key, raw in zip(keys, await client.mget(keys), strict=True):
-        user = key.decode()[len(marker):]
-        for r in decode_ratings(raw):
+    for user, history in zip(users, await store.read_many(users), strict=True):
+        for r in history:
             file.write(f"{user},{r.item_id},{r.rating:g},{r.timestamp}\n")
             written += 1
     return written

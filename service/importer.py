@@ -10,25 +10,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import redis.asyncio as aioredis
 from tqdm import tqdm
 
 from models.data.readers import read_ratings
+from service.keys import Keys
 from service.rating_store import Rating, RatingStore
+from service.redis_client import Client
 
 
 async def import_ratings(
-    client: aioredis.Redis,
+    client: Client,
     store: RatingStore,
     path: Path,
-    prefix: str,
+    keys: Keys,
     users_per_pipeline: int = 200,
     progress: bool = True,
     force: bool = False,
 ) -> int:
     """Imports `path`; returns the number of ratings written (0 if already imported)."""
     table, _ = read_ratings(path)
-    marker = f"{prefix}:imported:{table.fingerprint()[:16]}"
+    marker = keys.imported(table.fingerprint()[:16])
     if not force and await client.exists(marker):
         return 0
     order = np.lexsort((table.timestamps, table.users))

@@ -1,11 +1,11 @@
 """The service's catalogue in Redis: every item it may rank, score or store a rating for.
 
-Key layout, beside the histories (PREFIX defaults to "because"):
+Key layout (`service.keys`), beside the histories and the item codes:
 
-    PREFIX:items          sorted set, every score 0: every catalogued item id, so ids page in
+    {PREFIX}:items        sorted set, every score 0: every catalogued item id, so ids page in
                           byte order (ZRANGE BYLEX) and a batch of ids is checked in one
                           round trip (ZMSCORE)
-    PREFIX:item:{id}      hash: title, genres (JSON list), attributes (JSON object),
+    {PREFIX}:item:{id}    hash: title, genres (JSON list), attributes (JSON object),
                           retired ("0" | "1"), updated (Unix seconds)
 
 Every write also appends an `item` event to the event stream (`service.events`), so every
@@ -20,11 +20,11 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
 from models.artifact import Artifact
 from service.events import ITEM, EventLog
-from service.redis_client import store_errors
+from service.item_codes import ItemCodes
+from service.keys import Keys
+from service.redis_client import Client, store_errors
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,19 @@ class Item:
 class ItemStore:
     """Reads and writes catalogue entries; Redis failures become StoreUnavailable (503)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, events: EventLog):
+    def __init__(self, client: Client, keys: Keys, codes: ItemCodes, events: EventLog):
         self._client = client
-        self._prefix = prefix
+        self._keys = keys
+        self._codes = codes
         self._events = events
-        self.ids_key = f"{prefix}:items"
+        self.ids_key = keys.items
 
     def key(self, item_id: str) -> str:
-        return f"{self._prefix}:item:{item_id}"
+        return self._keys.item(item_id)
 
     async def put(self, item: Item) -> bool:
         """Creates or updates (and revives) an item; True when it was created."""
+        await self._codes.assign([item.item_id])  # first: a catalogued item has a code
         with store_errors("catalogue"):
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.zadd(self.ids_key, {item.item_id: 0}, nx=True)
@@ -109,6 +111,7 @@ class ItemStore:
                 new = [i for i, p in zip(batch, present, strict=True) if not p]
                 if not new:
                     continue
+                await self._codes.assign([i.item_id for i in new])
                 async with self._client.pipeline(transaction=True) as pipe:
                     for item in new:
                         pipe.zadd(self.ids_key, {item.item_id: 0}, nx=True)

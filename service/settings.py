@@ -18,6 +18,9 @@ BECAUSE_MAX_FUTURE_SKEW_S=86400          rating timestamps later than now + this
 BECAUSE_HISTORY_CAP=1000                 newest ratings kept per user
 BECAUSE_REDIS_TIMEOUT_S=0.5              per Redis call; past it the request answers 503
 BECAUSE_REDIS_MAX_CONNECTIONS=64         per process; more concurrent commands wait for one
+BECAUSE_REDIS_CLUSTER=false              true: REDIS_URL names any one node of a Redis Cluster
+BECAUSE_REDIS_WAIT_REPLICAS=0            a rating is acknowledged once this many replicas
+                                         hold it (Redis WAIT); else 503 with Retry-After
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
 BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
 BECAUSE_MAX_IN_FLIGHT=128                requests a process holds at once; more: 503
@@ -62,6 +65,8 @@ class Settings(BaseSettings):
     # A Redis round trip holds a connection for about a millisecond, so a few dozen serve
     # hundreds of concurrent requests; Redis's own limit (maxclients) is shared by replicas.
     redis_max_connections: int = Field(default=64, ge=1)
+    redis_cluster: bool = False
+    redis_wait_replicas: int = Field(default=0, ge=0)
     device: str = "auto"
     import_ratings: Path | None = None  # ratings file loaded into Redis once at start-up
 
@@ -121,8 +126,15 @@ class Settings(BaseSettings):
     fold_lease_s: float = Field(default=30.0, gt=0)  # a dead holder's lease expires
     model_check_s: float = Field(default=5.0, gt=0)
 
+    @property
+    def redis_wait_ms(self) -> int:
+        """WAIT's bound: half the Redis timeout, so that its answer comes within it."""
+        return max(1, int(self.redis_timeout_s * 500))
+
     @model_validator(mode="after")
     def _keys_and_production(self) -> Settings:
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("BECAUSE_REDIS_CLUSTER=true needs REDIS_URL: any one node")
         if self.api_keys_file is not None:
             self.api_keys = {**read_keys_file(self.api_keys_file), **self.api_keys}
         if self.env == "production":

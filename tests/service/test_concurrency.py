@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import random
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import redis
 from models.data.synthetic import PlantedData
 from service.app import create_app
 from service.settings import Settings
-from tests.helpers import as_ratings, liked_and_disliked
+from tests.helpers import as_ratings, liked_and_disliked, stored_history
 
 CLIENTS, REQUESTS_PER_CLIENT, RATINGS_PER_REQUEST = 50, 40, 5  # 10,000 ratings
 CAP = 40
@@ -72,7 +71,7 @@ async def test_concurrent_writers_leave_the_last_acknowledged_ratings(
 
         assert sum(len(w) for w in writes.values()) == 10_000
         histories = {
-            user: json.loads(raw_redis.get(f"{key_prefix}:h:{user}") or "[]")
+            user: stored_history(raw_redis, key_prefix, user)
             for user in {u for u, _ in writes}
         }
         for user, history in histories.items():
@@ -98,7 +97,7 @@ async def test_concurrent_writers_leave_the_last_acknowledged_ratings(
         for user in histories:
             body = {"ratings": [{"item_id": "i0", "rating": 3, "timestamp": next(clock)}]}
             r = await clients[0].post(f"/v1/users/{user}/ratings", json=body)
-            stored = json.loads(raw_redis.get(f"{key_prefix}:h:{user}"))
+            stored = stored_history(raw_redis, key_prefix, user)
             assert r.json()["history_size"] == len(stored)
         for c in clients:
             await c.aclose()

@@ -24,7 +24,10 @@ from models.artifact import load_artifact, save_artifact
 from models.data.readers import read_ratings
 from service.events import EventLog
 from service.exporter import export_ratings
+from service.item_codes import ItemCodes
+from service.keys import Keys
 from service.model_store import ModelPointer, ModelStore
+from service.rating_store import RatingStore
 from service.redis_client import redis_connection
 from service.settings import Settings
 from tests.helpers import as_ratings, liked_and_disliked, running
@@ -224,8 +227,8 @@ def store(tmp_path: Path, artifact_dir: Path) -> tuple[ModelStore, str, str]:
 
 async def activate(settings: Settings, version: str) -> None:
     async with redis_connection(settings) as redis_client:
-        events = EventLog(redis_client, settings.key_prefix)
-        await ModelPointer(redis_client, settings.key_prefix, events).activate(version)
+        keys = Keys(settings.key_prefix)
+        await ModelPointer(redis_client, keys, EventLog(redis_client, keys)).activate(version)
 
 
 @pytest.fixture
@@ -331,7 +334,10 @@ async def test_export_writes_every_history_in_a_file_train_reads(
         await client.post(f"/v1/users/{user}/ratings", json={"ratings": ratings})
     out = tmp_path / "export.csv"
     async with redis_connection(live) as redis_client:
-        users, written = await export_ratings(redis_client, live.key_prefix, out, page=1)
+        keys = Keys(live.key_prefix)
+        codes = ItemCodes(redis_client, keys)
+        store = RatingStore(redis_client, keys, codes, live.history_cap)
+        users, written = await export_ratings(redis_client, store, keys, out, page=1)
     assert (users, written) == (2, 7)
     table, _ = read_ratings(out)
     got = {(u, i, float(r), int(t)) for u, i, r, t in zip(

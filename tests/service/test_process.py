@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from tests.helpers import free_port
+from tests.helpers import RedisTarget, free_port, stored_history
 
 WRITER = "w-proc-4e1b7d2a9c"
 STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
@@ -29,13 +28,14 @@ pytestmark = pytest.mark.slow
 
 
 def serve(
-    artifact: Path, redis_url: str, key_prefix: str, port: int, output: int = subprocess.PIPE
+    artifact: Path, redis: RedisTarget, key_prefix: str, port: int, output: int = subprocess.PIPE
 ) -> subprocess.Popen:
     """`because serve`; its log is piped back unless `output` says otherwise (a process
     whose pipe nobody reads blocks once the pipe is full)."""
     env = {
         **os.environ,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": redis.url,
+        "BECAUSE_REDIS_CLUSTER": str(redis.cluster).lower(),
         "BECAUSE_KEY_PREFIX": key_prefix,
         "BECAUSE_API_KEYS": json.dumps({WRITER: "write"}),
     }
@@ -111,7 +111,7 @@ def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
 def test_a_damaged_artifact_stops_start_up_with_the_problem_named(
     artifact_dir: Path,
     tmp_path: Path,
-    redis_url: str,
+    redis_target: RedisTarget,
     key_prefix: str,
     stopped_at_end: list,
     damage: Callable[[Path], None],
@@ -120,7 +120,7 @@ def test_a_damaged_artifact_stops_start_up_with_the_problem_named(
     folder = Path(shutil.copytree(artifact_dir, tmp_path / "artifact"))
     damage(folder)
     port = free_port()
-    process = serve(folder, redis_url, key_prefix, port)
+    process = serve(folder, redis_target, key_prefix, port)
     stopped_at_end.append(process)
     output, _ = process.communicate(timeout=STARTUP_S)
     assert process.returncode != 0
@@ -130,10 +130,10 @@ def test_a_damaged_artifact_stops_start_up_with_the_problem_named(
 
 
 def test_sigterm_finishes_the_request_in_flight_then_shuts_down_cleanly(
-    artifact_dir: Path, redis_url: str, key_prefix: str, stopped_at_end: list
+    artifact_dir: Path, redis_target: RedisTarget, key_prefix: str, stopped_at_end: list
 ) -> None:
     port = free_port()
-    process = serve(artifact_dir, redis_url, key_prefix, port)
+    process = serve(artifact_dir, redis_target, key_prefix, port)
     stopped_at_end.append(process)
     wait_ready(process, port)
 
@@ -171,21 +171,22 @@ def test_sigterm_finishes_the_request_in_flight_then_shuts_down_cleanly(
     assert process.returncode == -signal.SIGTERM, output
     assert "Application shutdown complete" in output
     assert "Finished server process" in output
-    stored = redis.Redis.from_url(redis_url).get(f"{key_prefix}:h:sigterm")
-    assert json.loads(stored) == [["i3", 4.5, 1_357_924_680]]
+    with redis_target.client() as raw:
+        stored = stored_history(raw, key_prefix, "sigterm")
+    assert stored == [("i3", 4.5, 1_357_924_680)]
     # The whole log of the process: the key and the history never appear in it.
     assert WRITER not in output and "1357924680" not in output and "4.5" not in output
 
 
 def test_two_service_processes_score_a_folded_item_alike(
-    artifact_dir: Path, redis_url: str, key_prefix: str, stopped_at_end: list, planted
+    artifact_dir: Path, redis_target: RedisTarget, key_prefix: str, stopped_at_end: list, planted
 ) -> None:
     """A new item put and rated through one process is folded in (by whichever holds the
     lease) and loaded by both: the same request gets the same scores from each."""
     ports = [free_port(), free_port()]
     for port in ports:
         stopped_at_end.append(
-            serve(artifact_dir, redis_url, key_prefix, port, output=subprocess.DEVNULL))
+            serve(artifact_dir, redis_target, key_prefix, port, output=subprocess.DEVNULL))
     for process, port in zip(stopped_at_end, ports, strict=True):
         wait_ready(process, port)
     first, second = (f"http://127.0.0.1:{p}" for p in ports)

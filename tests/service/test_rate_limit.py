@@ -7,6 +7,7 @@ import asyncio
 
 import redis
 
+from service.keys import Keys
 from service.settings import Settings
 from tests.helpers import redis_snapshot, running
 
@@ -27,12 +28,13 @@ async def test_a_spent_key_gets_429_with_retry_after_and_others_do_not(
         for _ in range(3):
             r = await c.post("/v1/users/u/ratings", json=post, headers=bearer(FIRST))
             assert r.status_code == 200
-        before = {k: v for k, v in redis_snapshot(raw_redis, key_prefix).items() if ":h:" in k}
+        history = Keys(key_prefix).history("u")
+        before = redis_snapshot(raw_redis, key_prefix)[history]
         limited = await c.post("/v1/users/u/ratings", json=post, headers=bearer(FIRST))
         assert limited.status_code == 429
         assert 1 <= int(limited.headers["Retry-After"]) <= 1000
         assert "rate limit" in limited.json()["detail"]
-        after = {k: v for k, v in redis_snapshot(raw_redis, key_prefix).items() if ":h:" in k}
+        after = redis_snapshot(raw_redis, key_prefix)[history]
         assert after == before  # the refused write stored nothing
         assert (await c.get("/v1/items/i1", headers=bearer(FIRST))).status_code == 429
         assert (await c.get("/v1/items/i1", headers=bearer(SECOND))).status_code == 200

