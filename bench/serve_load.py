@@ -459,7 +459,8 @@ def main() -> None:
         unavailable = store_unavailable_causes(log)
 
     report_goals(goals)
-    path = append_result("request_path", {"seconds_per_run": args.seconds,
+    path = append_result("request_path", {"artifact": str(args.artifact),
+                                          "seconds_per_run": args.seconds,
                                           "history_length": HISTORY, **goals}, started)
     print(f"appended to {path}")
     if only:
