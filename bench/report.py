@@ -271,6 +271,7 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                       f"{explained['with']['p50_ms']:.2f} ms against "
                       f"{explained['without']['p50_ms']:.2f} ms, "
                       f"x{explained['p50_ratio']:.2f} (goal: at most x1.5).", ""]
+    lines += request_path_lines(newest("request_path"))
     recovery = newest("recovery")
     if recovery is not None:
         lines += [_provenance(recovery), "",
@@ -290,6 +291,26 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                   for name in ("history_length", "candidates", "catalogue")]
         lines.append("")
     return lines
+
+
+def request_path_lines(row: dict | None) -> list[str]:
+    """The request path's own cost and throughput against the CPU ceiling
+    (`bench.serve_load --only path throughput`)."""
+    if row is None:
+        return []
+    lines = [_provenance(row), ""]
+    path = row.get("path")
+    if path is not None:
+        lines += [f"Request path, one client alternating the floor and `/v1/rank` with 10 "
+                  f"candidates ({row['history_length']}-item history): p50 "
+                  f"{path['rank']['p50_ms']:.2f} ms against {path['floor']['p50_ms']:.2f} ms, "
+                  f"x{path['p50_ratio']:.2f} (goal: at most x3).", ""]
+    for name, f in row.get("throughput", {}).items():
+        lines.append(f"- {name}, wrk c = 32: {f['per_second']:.0f} req/s, server CPU "
+                     f"{f['server_cpu_ms_per_request']:.2f} ms per request, x"
+                     f"{f['of_ceiling']:.2f} of the ceiling (cores / CPU per request; goal "
+                     f"for rank: at least x0.60), machine idle {f['machine_idle_share']:.0%}.")
+    return lines + [""]
 
 
 def findings_section() -> list[str]:

@@ -15,9 +15,20 @@ ratio, and single-client /v1/rank latency against history length and candidate c
 The cost of explanations: one client, /v1/rank over the whole catalogue, k = 10, the bench
 users' 128-item histories, requests with and without `explain` alternated.
 
+Two goals of the issue "scale out", also run alone with `--only` (about a minute, no
+ratings imported; written to bench/results/request_path.jsonl either way):
+
+    path        the request path's own cost: one sequential client alternates the floor's
+                GET and `POST /v1/rank` with 10 candidates (128-item history); goal: rank
+                p50 at most 3x the floor's
+    throughput  rank with 1000 candidates and the floor, wrk at c = 32: each server's CPU
+                seconds per request (/proc/<pid>/stat over the run), the ceiling that
+                allows (cores / CPU seconds per request) and the share of it achieved;
+                goal: at least 60% for rank
+
     make bench-serve
     .venv/bin/python -m bench.serve_load --artifact var/artifacts/ml-100k \
-        --ratings var/data/movielens-100k/ml-100k.inter [--concurrency 1 32]
+        --ratings var/data/movielens-100k/ml-100k.inter [--concurrency 1 32] [--only path]
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import numpy as np
 import torch
 
 from bench.latency import percentiles, timed
-from bench.record import append_result
+from bench.record import append_result, provenance
 from bench.report import non_2xx_cell
 from models.artifact import load_artifact
 from models.data.readers import read_ratings
@@ -53,6 +64,8 @@ from models.inference.scoring import ranking_scores
 BENCH_USERS = 32
 HISTORY = 128
 CONCURRENCY = (1, 8, 32, 128)
+PATH_CANDIDATES = 10  # the small request whose overhead the path measurement isolates
+THROUGHPUT_CONCURRENCY = 32
 WRK_SCRIPT = """
 local specs = {SPECS}
 local prepared = {}
@@ -121,12 +134,14 @@ def wait_ready(url: str, seconds: float = 600, process: subprocess.Popen | None 
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
+def process(args: list[str], env: dict[str, str], log: Path,
+            ready: str) -> Iterator[subprocess.Popen]:
+    """A server process, once `ready` answers 200; terminated on exit."""
     with log.open("ab") as out:
         proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=out)
     try:
-        wait_ready(ready)
-        yield
+        wait_ready(ready, process=proc)
+        yield proc
     finally:
         proc.terminate()
         proc.wait(30)
@@ -145,6 +160,20 @@ def wrk(url: str, specs: list[Spec], connections: int, seconds: int, folder: Pat
     figures = json.loads(out.strip().splitlines()[-1])
     figures["per_second"] = figures["requests"] / figures["seconds"]
     return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_idle() -> tuple[float, float]:
+    """(idle, total) CPU seconds of the whole machine so far (/proc/stat): idle cores under
+    load mean requests wait on something other than a CPU."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return idle / os.sysconf("SC_CLK_TCK"), sum(ticks[:8]) / os.sysconf("SC_CLK_TCK")
 
 
 def answered_statuses(url: str) -> Counter[str]:
@@ -272,6 +301,61 @@ def explain_cost(url: str, users: list[str], repeats: int = 100, warmup: int = 1
             "p50_ratio": with_reasons["p50_ms"] / without["p50_ms"]}
 
 
+def request_path(service_url: str, floor_url: str, users: list[str], items: list[str],
+                 rng: random.Random, repeats: int = 300, warmup: int = 30) -> dict:
+    """One sequential client: the floor's GET of a user's history and `POST /v1/rank` with
+    PATH_CANDIDATES candidates for the same user, alternated request by request so that
+    both see the same machine. What rank pays over the floor is the service's own path:
+    middleware, validation, the batcher's hop, scoring, rendering."""
+    candidates = {u: rng.sample(items, PATH_CANDIDATES) for u in users}
+    floor: list[float] = []
+    rank: list[float] = []
+    with httpx.Client(base_url=floor_url, timeout=60) as bare, \
+            httpx.Client(base_url=service_url, timeout=60) as http:
+        calls = (
+            (floor, lambda u: bare.get(f"/floor/{u}")),
+            (rank, lambda u: http.post("/v1/rank", json={"user_id": u, "k": 10,
+                                                         "candidates": candidates[u]})),
+        )
+        for n in range(warmup + repeats):
+            user = users[n % len(users)]
+            for samples, call in calls:
+                started = time.perf_counter()
+                response = call(user)
+                elapsed = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                if n >= warmup:
+                    samples.append(elapsed)
+    floor_figures, rank_figures = percentiles(floor), percentiles(rank)
+    return {"floor": floor_figures, "rank": rank_figures,
+            "p50_ratio": rank_figures["p50_ms"] / floor_figures["p50_ms"]}
+
+
+def throughput(servers: dict[str, tuple[subprocess.Popen, str, list[Spec]]], seconds: int,
+               folder: Path) -> dict[str, dict]:
+    """wrk at THROUGHPUT_CONCURRENCY against each server (name -> process, url, specs), with
+    the server's CPU seconds per request over the run. The ceiling is what the machine's
+    cores could serve if the server had them all: cores / CPU seconds per request."""
+    cores = len(os.sched_getaffinity(0))
+    out: dict[str, dict] = {}
+    for name, (proc, url, specs) in servers.items():
+        wrk(url, specs, THROUGHPUT_CONCURRENCY, 2, folder)  # warm-up
+        cpu_before, (idle_before, total_before) = cpu_seconds(proc.pid), machine_idle()
+        figures = wrk(url, specs, THROUGHPUT_CONCURRENCY, seconds, folder)
+        idle_after, total_after = machine_idle()
+        cpu = cpu_seconds(proc.pid) - cpu_before
+        per_request = cpu / figures["requests"]
+        figures["server_cpu_s"] = cpu
+        figures["server_cpu_ms_per_request"] = per_request * 1000
+        figures["server_cores_used"] = cpu / figures["seconds"]
+        figures["ceiling_per_second"] = cores / per_request
+        figures["of_ceiling"] = figures["per_second"] / figures["ceiling_per_second"]
+        figures["machine_idle_share"] = (idle_after - idle_before) / (total_after - total_before)
+        out[name] = figures
+        print(name, figures, flush=True)
+    return out
+
+
 def growth(url: str, items: list[str], rng: random.Random) -> dict[str, dict]:
     """Single-client /v1/rank p50 against history length and candidate count."""
     out: dict[str, dict] = {"history_length": {}, "candidates": {}}
@@ -303,9 +387,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY),
                         help="wrk connections to run at (batching off: those >= 32)")
+    parser.add_argument("--only", nargs="+", choices=("path", "throughput"),
+                        help="run only these measurements (about a minute)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    started = provenance()
+    only = set(args.only or ())
 
     rng = random.Random(0)
     items = [row["id"] for row in json.loads((args.artifact / "items.json").read_text())]
@@ -316,44 +404,67 @@ def main() -> None:
     redis_port, service_port, floor_port = free_port(), free_port(), free_port()
     service_url, floor_url = f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{floor_port}"
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    bin_dir = Path(sys.executable).parent
     results: dict[str, dict] = {}
+    goals: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         env = {"REDIS_URL": redis_url, "BECAUSE_DATA_DIR": tmp}
-        serve = [str(bin_dir / "because"), "serve", "--artifact", str(args.artifact),
-                 "--port", str(service_port), "--import-ratings", str(args.ratings)]
+        # `-m` from the working tree: the code of this checkout, whatever is installed
+        serve = [sys.executable, "-m", "because.cli", "serve", "--artifact",
+                 str(args.artifact), "--port", str(service_port)]
+        if not only:
+            serve += ["--import-ratings", str(args.ratings)]
         floor = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
                  str(floor_port), "--log-level", "info"]
         log = folder / "servers.log"
         with redis_server(redis_port, tmp):
-            with process(serve, env, log, f"{service_url}/readyz"), \
-                    process(floor, env, log, f"{floor_url}/floor/none"):
+            with process(serve, env, log, f"{service_url}/readyz") as service_process, \
+                    process(floor, env, log, f"{floor_url}/floor/none") as floor_process:
                 with httpx.Client(base_url=service_url, timeout=60) as http:
                     for user, ratings in users.items():
                         http.post(f"/v1/users/{user}/ratings",
                                   json={"ratings": ratings}).raise_for_status()
-                explained = explain_cost(service_url, list(users))
-                print("explanations", explained, flush=True)
-                for c in args.concurrency:
-                    wrk(floor_url, floor_specs, c, 2, folder)  # warm-up
-                    results.setdefault("floor: HTTP + Redis GET", {})[c] = wrk(
-                        floor_url, floor_specs, c, args.seconds, folder)
-                    for name, specs in cases.items():
+                if not only or "path" in only:
+                    goals["path"] = request_path(service_url, floor_url, list(users), items, rng)
+                    print("request path", goals["path"], flush=True)
+                if not only or "throughput" in only:
+                    goals["throughput"] = throughput({
+                        "floor: HTTP + Redis GET": (floor_process, floor_url, floor_specs),
+                        "POST /v1/rank (1000 candidates)": (
+                            service_process, service_url,
+                            cases["POST /v1/rank (1000 candidates)"]),
+                    }, args.seconds, folder)
+                if not only:
+                    explained = explain_cost(service_url, list(users))
+                    print("explanations", explained, flush=True)
+                    for c in args.concurrency:
+                        wrk(floor_url, floor_specs, c, 2, folder)  # warm-up
+                        results.setdefault("floor: HTTP + Redis GET", {})[c] = wrk(
+                            floor_url, floor_specs, c, args.seconds, folder)
+                        for name, specs in cases.items():
+                            wrk(service_url, specs, c, 2, folder)
+                            results.setdefault(name, {})[c] = service_wrk(
+                                service_url, specs, c, args.seconds, folder)
+                            print(name, c, results[name][c], flush=True)
+                    growth_figures = growth(service_url, items, rng)
+            if not only:
+                batching_off = {}
+                with process(serve, {**env, "BECAUSE_BATCH_MAX_SIZE": "1"}, log,
+                             f"{service_url}/readyz"):
+                    for c in [c for c in args.concurrency if c >= 32]:
+                        specs = cases["POST /v1/rank (1000 candidates)"]
                         wrk(service_url, specs, c, 2, folder)
-                        results.setdefault(name, {})[c] = service_wrk(
-                            service_url, specs, c, args.seconds, folder)
-                        print(name, c, results[name][c], flush=True)
-                growth_figures = growth(service_url, items, rng)
-            batching_off = {}
-            with process(serve, {**env, "BECAUSE_BATCH_MAX_SIZE": "1"}, log,
-                         f"{service_url}/readyz"):
-                for c in [c for c in args.concurrency if c >= 32]:
-                    specs = cases["POST /v1/rank (1000 candidates)"]
-                    wrk(service_url, specs, c, 2, folder)
-                    batching_off[c] = service_wrk(service_url, specs, c, args.seconds, folder)
+                        batching_off[c] = service_wrk(service_url, specs, c, args.seconds,
+                                                      folder)
         unavailable = store_unavailable_causes(log)
 
+    report_goals(goals)
+    path = append_result("request_path", {"artifact": str(args.artifact),
+                                          "seconds_per_run": args.seconds,
+                                          "history_length": HISTORY, **goals}, started)
+    print(f"appended to {path}")
+    if only:
+        return
     histories = [
         History(np.array([items.index(r["item_id"]) for r in rs], np.int64),
                 np.array([r["rating"] for r in rs], np.float32))
@@ -369,8 +480,22 @@ def main() -> None:
         "seconds_per_run": args.seconds, "history_length": HISTORY, "load": results,
         "batching_off": batching_off, "compute_floor": compute, "growth": growth_figures,
         "store_unavailable_causes": unavailable, "explanations": explained,
-    })
+    }, started)
     print(f"appended to {path}")
+
+
+def report_goals(goals: dict) -> None:
+    path = goals.get("path")
+    if path is not None:
+        print(f"\nrequest path, one client, {HISTORY}-item history: /v1/rank with "
+              f"{PATH_CANDIDATES} candidates p50 {path['rank']['p50_ms']:.2f} ms, floor "
+              f"{path['floor']['p50_ms']:.2f} ms: x{path['p50_ratio']:.2f} (goal <= x3)")
+    for name, f in goals.get("throughput", {}).items():
+        print(f"{name} at c = {THROUGHPUT_CONCURRENCY}: {f['per_second']:.0f} req/s, server CPU "
+              f"{f['server_cpu_ms_per_request']:.3f} ms per request, ceiling "
+              f"{f['ceiling_per_second']:.0f} req/s, achieved x{f['of_ceiling']:.2f} of it "
+              f"(goal for rank >= 0.60); the server used {f['server_cores_used']:.2f} of "
+              f"{len(os.sched_getaffinity(0))} cores, machine idle {f['machine_idle_share']:.0%}")
 
 
 def report(results: dict, batching_off: dict, compute: dict, growth_figures: dict,

@@ -231,7 +231,7 @@ class Recommender:
         else:
             pool = self._whole_catalogue(served, history)
         if exclude_rated:
-            pool = pool[~np.isin(pool, history.items)]
+            pool = _unrated(pool, history)
         if len(pool) == 0:
             return RankedList([], len(history) == 0, served.version)
         result = await self._batcher.submit(
@@ -274,7 +274,7 @@ class Recommender:
         anchors = [p for p in newest_first if history.ratings[p] >= liked and p >= window]
         anchors = anchors[:rows]
         pool = self._whole_catalogue(served, history)
-        pool = pool[~np.isin(pool, history.items)]
+        pool = _unrated(pool, history)
         if not anchors or len(pool) == 0:
             return Carousels([], served.version)
         # Deep enough that rows fill with items their anchor really pushes up.
@@ -341,3 +341,9 @@ class Recommender:
             assert user_id is not None
             ratings = await self._store.read(self.limits.check_id(user_id, "user_id"))
         return served.catalogue.history(ratings)
+
+
+def _unrated(pool: np.ndarray, history: History) -> np.ndarray:
+    """The item indices of `pool` the history does not hold. A lookup table over the index
+    range: the sort np.isin otherwise picks cost about 3x as much for a small pool."""
+    return pool[~np.isin(pool, history.items, kind="table")]
