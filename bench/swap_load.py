@@ -44,6 +44,7 @@ import redis
 
 from bench.record import append_result, provenance
 from bench.serve_load import free_port, wait_ready
+from service.keys import Keys
 
 USERS = 200
 SWAP_AT_S = 3.0
@@ -303,7 +304,7 @@ class Bench:
         """The version pointer as Redis holds it (set by the CLI)."""
         client = redis.Redis(port=self.redis_port, decode_responses=True)
         try:
-            return client.hgetall(f"{PREFIX}:model")
+            return client.hgetall(Keys(PREFIX).model)
         finally:
             client.close()
 
