@@ -18,6 +18,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
+        "--workers", type=int, help="processes serving the port, one scorer each (env "
+        "BECAUSE_WORKERS, default 1)",
+    )
+    serve.add_argument(
         "--import-ratings", type=Path, help="ratings file loaded into Redis once, before serving"
     )
     serve.set_defaults(run=_serve)
@@ -64,27 +68,15 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - avoids importing sett
         overrides["import_ratings"] = args.import_ratings
     if getattr(args, "store", None) is not None:
         overrides["store"] = args.store
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
     return Settings(**overrides)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import torch
-    import uvicorn
+    from service.serving import serve
 
-    from service.app import create_app
-
-    settings = _settings(args)
-    # Process-wide, so set by the process that serves rather than by the app factory.
-    torch.set_num_threads(settings.scoring_threads)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
-    return 0
+    return serve(_settings(args), args.host, args.port)
 
 
 def _import(args: argparse.Namespace) -> int:

