@@ -50,6 +50,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import torch
 
 from bench.latency import percentiles, timed
@@ -163,9 +164,10 @@ def wrk(url: str, specs: list[Spec], connections: int, seconds: int, folder: Pat
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds process `pid` has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds used so far by process `pid` and its children (the
+    workers of `--workers N`)."""
+    root = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in (root, *root.children(recursive=True)))
 
 
 def machine_idle() -> tuple[float, float]:
@@ -389,6 +391,8 @@ def main() -> None:
                         help="wrk connections to run at (batching off: those >= 32)")
     parser.add_argument("--only", nargs="+", choices=("path", "throughput"),
                         help="run only these measurements (about a minute)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of the service and of the floor app alike")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
@@ -411,11 +415,11 @@ def main() -> None:
         env = {"REDIS_URL": redis_url, "BECAUSE_DATA_DIR": tmp}
         # `-m` from the working tree: the code of this checkout, whatever is installed
         serve = [sys.executable, "-m", "because.cli", "serve", "--artifact",
-                 str(args.artifact), "--port", str(service_port)]
+                 str(args.artifact), "--port", str(service_port), "--workers", str(args.workers)]
         if not only:
             serve += ["--import-ratings", str(args.ratings)]
         floor = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
-                 str(floor_port), "--log-level", "info"]
+                 str(floor_port), "--log-level", "info", "--workers", str(args.workers)]
         log = folder / "servers.log"
         with redis_server(redis_port, tmp):
             with process(serve, env, log, f"{service_url}/readyz") as service_process, \
@@ -460,6 +464,7 @@ def main() -> None:
 
     report_goals(goals)
     path = append_result("request_path", {"artifact": str(args.artifact),
+                                          "workers": args.workers,
                                           "seconds_per_run": args.seconds,
                                           "history_length": HISTORY, **goals}, started)
     print(f"appended to {path}")
