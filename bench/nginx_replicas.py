@@ -32,6 +32,7 @@ from bench.record import append_result, provenance
 from bench.serve_load import (
     bench_users,
     free_port,
+    load_arguments,
     load_cases,
     process,
     redis_server,
@@ -102,10 +103,7 @@ def read_your_writes(url: str, folder: Path, items: list[str], rounds: int = 6) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifact", type=Path, default=Path("var/artifacts/ml-100k"))
-    parser.add_argument("--ratings", type=Path,
-                        default=Path("var/data/movielens-100k/ml-100k.inter"))
-    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    load_arguments(parser)
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:

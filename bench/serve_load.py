@@ -381,12 +381,18 @@ def growth(url: str, items: list[str], rng: random.Random) -> dict[str, dict]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def load_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every load benchmark takes: the model, the ratings its users come from, and
+    how long each wrk run lasts."""
     parser.add_argument("--artifact", type=Path, default=Path("var/artifacts/ml-100k"))
     parser.add_argument("--ratings", type=Path,
                         default=Path("var/data/movielens-100k/ml-100k.inter"))
     parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    load_arguments(parser)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY),
                         help="wrk connections to run at (batching off: those >= 32)")
     parser.add_argument("--only", nargs="+", choices=("path", "throughput"),

@@ -29,28 +29,24 @@ import httpx
 import psutil
 
 from bench.record import append_result, provenance
-from bench.serve_load import bench_users, free_port, load_cases, process, redis_server, wrk
+from bench.serve_load import (
+    bench_users,
+    cpu_seconds,
+    free_port,
+    load_arguments,
+    load_cases,
+    process,
+    redis_server,
+    wrk,
+)
 
 CASE = "POST /v1/rank (1000 candidates)"
 CONCURRENCY = 32
 
 
-def service_cpu_s(port: int) -> float:
-    """CPU seconds so far of the `because serve` this script started on `port`, its
-    workers included."""
-    for child in psutil.Process().children():
-        if f"--port {port}" in " ".join(child.cmdline()):
-            tree = [child, *child.children(recursive=True)]
-            return sum(p.cpu_times().user + p.cpu_times().system for p in tree)
-    raise RuntimeError(f"no service of ours on port {port}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifact", type=Path, default=Path("var/artifacts/ml-100k"))
-    parser.add_argument("--ratings", type=Path,
-                        default=Path("var/data/movielens-100k/ml-100k.inter"))
-    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    load_arguments(parser)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--rounds", type=int, default=1, help="passes over every N")
     args = parser.parse_args()
@@ -61,6 +57,7 @@ def main() -> None:
     specs = load_cases(list(users), items, rng)[CASE]
     redis_port = free_port()
     ports = {n: free_port() for n in args.workers}
+    pids: dict[int, int] = {}
     runs: dict[int, list[dict]] = {n: [] for n in args.workers}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as services:
         folder = Path(tmp)
@@ -69,8 +66,8 @@ def main() -> None:
         for n, port in ports.items():
             serve = [sys.executable, "-m", "because.cli", "serve", "--artifact",
                      str(args.artifact), "--port", str(port), "--workers", str(n)]
-            services.enter_context(process(serve, env, folder / f"serve-{n}.log",
-                                           f"http://127.0.0.1:{port}/readyz"))
+            pids[n] = services.enter_context(process(
+                serve, env, folder / f"serve-{n}.log", f"http://127.0.0.1:{port}/readyz")).pid
         with httpx.Client(base_url=f"http://127.0.0.1:{ports[args.workers[0]]}",
                           timeout=60) as http:
             for user, ratings in users.items():
@@ -80,9 +77,9 @@ def main() -> None:
             for n, port in ports.items():
                 url = f"http://127.0.0.1:{port}"
                 wrk(url, specs, CONCURRENCY, 2, folder)  # warm-up: every worker scores
-                cpu = service_cpu_s(port)
+                cpu = cpu_seconds(pids[n])
                 figures = wrk(url, specs, CONCURRENCY, args.seconds, folder)
-                cpu = service_cpu_s(port) - cpu
+                cpu = cpu_seconds(pids[n]) - cpu
                 figures["cpu_s_per_request"] = cpu / figures["requests"]
                 figures["cores_used"] = cpu / figures["seconds"]
                 runs[n].append(figures)
