@@ -4,6 +4,7 @@ masters, three replicas) joined by `redis-cli --cluster create`.
     with redis_cluster(Path("/tmp/c")) as cluster:
         cluster.url           # redis://127.0.0.1:PORT, any one node
         cluster.kill_master_of("because:{u:42}:h")   # kill -9; its replica takes over
+        cluster.processes[cluster.replica_of(port)]  # a replica's process (to SIGSTOP)
 
 A node's port must be at most 55535 (its cluster bus listens on port + 10000).
 """
@@ -40,6 +41,11 @@ class Cluster:
     def master_of(self, key: str) -> int:
         with cluster_client(self.url) as client:
             return client.get_node_from_key(key).port
+
+    def replica_of(self, master: int) -> int:
+        """The port of the replica of the master on port `master`."""
+        with redis.Redis(port=master, socket_timeout=1, decode_responses=True) as client:
+            return int(client.info("replication")["slave0"]["port"])
 
     def kill_master_of(self, key: str) -> int:
         """kill -9 the master holding `key`; returns its port."""

