@@ -237,6 +237,34 @@ def swap_section(row: dict | None) -> list[str]:
     return lines + [""]
 
 
+def scale_out_section(memory: dict | None, failover: dict | None) -> list[str]:
+    """Redis's bytes per rating (`bench.redis_memory`) and ratings lost across a cluster
+    master's death (`bench.failover`)."""
+    lines = ["## Scale-out: Redis memory and failover", ""]
+    if memory is None:
+        lines += ["Memory not run (`python -m bench.redis_memory`).", ""]
+    else:
+        lines += [_provenance(memory), "",
+                  "| ratings per user | bytes per user | bytes per rating | JSON layout, per "
+                  "rating |", "| --- | --- | --- | --- |"]
+        for size, r in memory["per_user"].items():
+            lines.append(f"| {size} | {r['bytes_per_user']:,.0f} | {r['bytes_per_rating']:.2f}"
+                         f" | {r['json_bytes_per_rating']:.2f} |")
+        lines += ["", f"Catalogue: {memory['catalogue_bytes_per_item']:.0f} bytes per item "
+                  "(goal: at most 12 bytes per rating at 100 ratings per user).", ""]
+    if failover is None:
+        return lines + ["Failover not run (`python -m bench.failover`).", ""]
+    lines += [_provenance(failover), "",
+              "| replica behind | WAIT replicas | acknowledged | lost | answers | "
+              "kill to served |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in failover["runs"]:
+        answers = ", ".join(f"{k}: {v}" for k, v in r["answers"].items())
+        lines.append(f"| {r.get('replica_lag_s', 0):g} s | {r['wait_replicas']} | "
+                     f"{r['acknowledged']} | {r['lost']} | {answers} | "
+                     f"{r['kill_to_served_s']:.1f} s |")
+    return lines + [""]
+
+
 def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | None) -> list[str]:
     lines = ["## Speed", ""]
     if serve is None:
@@ -334,6 +362,7 @@ def main() -> None:
     lines += recommendations_section(newest("recommendations"))
     lines += fold_in_section(newest("item_fold_in"))
     lines += swap_section(newest("swap_load"))
+    lines += scale_out_section(newest("redis_memory"), newest("failover"))
     lines += speed_section(newest("serve"), newest("new_user_speed"), newest("scaling"))
     lines += findings_section()
     REPORT.write_text("\n".join(lines))
