@@ -56,7 +56,7 @@ async def test_a_killed_master_is_503_with_retry_after_then_2xx_after_its_failov
     artifact_dir: Path, tmp_path: Path, own_cluster: Cluster
 ) -> None:
     settings = Settings(artifact=artifact_dir, redis_url=own_cluster.url, redis_cluster=True,
-                        data_dir=tmp_path, batch_max_wait_ms=2.0, redis_timeout_s=1.0)
+                        data_dir=tmp_path, batch_max_wait_ms=2.0, redis_timeout_s=5.0)
     keys = Keys(settings.key_prefix)
     victim = USERS[0]
     doomed = {u for u in USERS
@@ -112,7 +112,7 @@ async def test_a_burst_over_a_small_cluster_pool_waits_instead_of_failing(
     """500 concurrent commands and pipelines over pools of 4 per node: every one is
     answered (redis-py's cluster client alone raises MaxConnectionsError past its pool)."""
     settings = Settings(redis_url=local_cluster.url, redis_cluster=True, data_dir=tmp_path,
-                        redis_max_connections=4)
+                        redis_max_connections=4, redis_timeout_s=10.0)
     keys = [f"burst:{{u:{n}}}:h" for n in range(50)]  # spread over every master
 
     async def pipelined(client: Client, key: str) -> list:

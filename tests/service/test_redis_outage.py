@@ -147,7 +147,10 @@ async def test_more_concurrent_commands_than_connections_wait_for_one(
     """A burst of 500 concurrent commands over a pool of 8: every one is answered, none
     fails for want of a connection (redis-py's default pool refuses past 100)."""
     url = f"redis://127.0.0.1:{own_redis.port}/0"
-    settings = Settings(redis_url=url, data_dir=tmp_path, redis_max_connections=8)
+    # A generous timeout: on a starved machine connecting alone took over the default 0.5 s
+    # (seen here, with a CI run beside the test), which is not what this test is about.
+    settings = Settings(redis_url=url, data_dir=tmp_path, redis_max_connections=8,
+                        redis_timeout_s=10.0)
     async with redis_connection(settings) as client:
         await client.set("k", "v")
         answers = await asyncio.gather(*(client.get("k") for _ in range(500)))
