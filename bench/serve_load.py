@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -282,22 +282,31 @@ def compute_floor(artifact_dir: Path, histories: list[History], candidates: np.n
     }
 
 
+def alternated(calls: list[Callable[[str], httpx.Response]], users: list[str], repeats: int,
+               warmup: int) -> list[list[float]]:
+    """Milliseconds of each call, one sequential client taking the calls in turn, request by
+    request, over `users`, so that every call sees the same machine; warm-up rounds left out."""
+    samples: list[list[float]] = [[] for _ in calls]
+    for n in range(warmup + repeats):
+        user = users[n % len(users)]
+        for timings, call in zip(samples, calls, strict=True):
+            started = time.perf_counter()
+            response = call(user)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if n >= warmup:
+                timings.append(elapsed)
+    return samples
+
+
 def explain_cost(url: str, users: list[str], repeats: int = 100, warmup: int = 10) -> dict:
     """Single client, whole-catalogue /v1/rank with k = 10, without and with `explain`,
     alternated request by request so that both see the same machine."""
-    plain: list[float] = []
-    explained: list[float] = []
     with httpx.Client(base_url=url, timeout=60) as http:
-        for n in range(warmup + repeats):
-            user = users[n % len(users)]
-            for explain, samples in ((False, plain), (True, explained)):
-                started = time.perf_counter()
-                response = http.post("/v1/rank", json={"user_id": user, "k": 10,
-                                                       "explain": explain})
-                elapsed = (time.perf_counter() - started) * 1000
-                response.raise_for_status()
-                if n >= warmup:
-                    samples.append(elapsed)
+        plain, explained = alternated(
+            [lambda u, explain=explain: http.post(
+                "/v1/rank", json={"user_id": u, "k": 10, "explain": explain})
+             for explain in (False, True)], users, repeats, warmup)
     without, with_reasons = percentiles(plain), percentiles(explained)
     return {"without": without, "with": with_reasons,
             "p50_ratio": with_reasons["p50_ms"] / without["p50_ms"]}
@@ -310,24 +319,13 @@ def request_path(service_url: str, floor_url: str, users: list[str], items: list
     both see the same machine. What rank pays over the floor is the service's own path:
     middleware, validation, the batcher's hop, scoring, rendering."""
     candidates = {u: rng.sample(items, PATH_CANDIDATES) for u in users}
-    floor: list[float] = []
-    rank: list[float] = []
     with httpx.Client(base_url=floor_url, timeout=60) as bare, \
             httpx.Client(base_url=service_url, timeout=60) as http:
-        calls = (
-            (floor, lambda u: bare.get(f"/floor/{u}")),
-            (rank, lambda u: http.post("/v1/rank", json={"user_id": u, "k": 10,
-                                                         "candidates": candidates[u]})),
-        )
-        for n in range(warmup + repeats):
-            user = users[n % len(users)]
-            for samples, call in calls:
-                started = time.perf_counter()
-                response = call(user)
-                elapsed = (time.perf_counter() - started) * 1000
-                response.raise_for_status()
-                if n >= warmup:
-                    samples.append(elapsed)
+        floor, rank = alternated([
+            lambda u: bare.get(f"/floor/{u}"),
+            lambda u: http.post("/v1/rank", json={"user_id": u, "k": 10,
+                                                  "candidates": candidates[u]}),
+        ], users, repeats, warmup)
     floor_figures, rank_figures = percentiles(floor), percentiles(rank)
     return {"floor": floor_figures, "rank": rank_figures,
             "p50_ratio": rank_figures["p50_ms"] / floor_figures["p50_ms"]}
