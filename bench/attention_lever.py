@@ -4,8 +4,9 @@ For each variant, the rating model is trained on GroupLens's u1.base; its u1.tes
 measured, and, for 200 (user, unrated item) pairs (40 u1 users, 5 items each, seed 0),
 whether removing the history item with the most attention moves the predicted rating more
 than removing a random other one (exact leave-one-out, as `/v1/users/{id}/explanations`).
-Variants: the paper's user bias (the plain shrunk mean of the context's residuals) and the
-default, weighted by the attention.
+Variants: the paper's user bias (the plain shrunk mean of the context's residuals), the
+default (weighted by the attention), and the default with a learned attention offset per
+rating level (rating-aware keys).
 
     .venv/bin/python -m bench.attention_lever --data ../shared/data/ml-100k
 """
@@ -28,6 +29,12 @@ from models.evaluation.rating import histories_by_user, predict_table, rmse
 from models.inference.contributions import rating_contributions
 from models.networks.rating import RatingModel
 from models.training.rating import RatingTrainConfig, train_rating_model
+
+VARIANTS = {
+    "plain_user_bias": {"attentive_bias": False},
+    "attentive_user_bias": {"attentive_bias": True},
+    "rating_keys": {"attentive_bias": True, "rating_keys": True},
+}
 
 
 def lever(
@@ -54,13 +61,14 @@ def lever(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k"))
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=VARIANTS)
     args = parser.parse_args()
     train, test = split_canonical(args.data, 1)
     data = EncodedRatings.encode(train)
     base = RatingTrainConfig()
     results = {}
-    for name, attentive in (("plain_user_bias", False), ("attentive_user_bias", True)):
-        config = replace(base, model=replace(base.model, attentive_bias=attentive))
+    for name in args.variants:
+        config = replace(base, model=replace(base.model, **VARIANTS[name]))
         result = train_rating_model(data, MOVIELENS_SCALE, config, progress=False)
         predicted, _ = predict_table(result.model, data.item_ids, train, test)
         results[name] = {"u1_rmse": rmse(predicted, test.ratings),

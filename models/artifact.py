@@ -3,6 +3,8 @@
     DIR/model.safetensors   rating model weights, its item tables included
     DIR/ranker.safetensors  ranking model weights and its frozen item embeddings
     DIR/items.json          item catalogue in model order: [{"id", "title", "genres"}]
+    DIR/items.faiss         the retrieval index over the ranker's item embeddings, FAISS's
+                            own format (optional: built at load when absent)
     DIR/manifest.json       format version, item count, rating scale, each model's training
                             config (its architecture nested in it as "model"), training-data
                             fingerprint, validation metrics, checksums, created_at
@@ -22,12 +24,15 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+import faiss
 import torch
 from safetensors.torch import load_file, save_file
 
 from models.data.table import Catalogue, IdMap, RatingScale
+from models.inference.item_index import read_index, write_index
 from models.manifest import (
     FORMAT_VERSION,
+    ITEM_INDEX,
     ITEMS,
     MANIFEST,
     RANKER_WEIGHTS,
@@ -43,13 +48,15 @@ from models.networks.rating import RatingModel, RatingModelConfig
 
 @dataclass(frozen=True)
 class Artifact:
-    """A loaded artifact: both models in eval mode, the item ids and the catalogue."""
+    """A loaded artifact: both models in eval mode, the item ids, the catalogue, and the
+    retrieval index when training stored one."""
 
     rating_model: RatingModel
     ranking_model: RankingModel
     item_ids: IdMap
     catalogue: Catalogue
     manifest: dict
+    item_index: faiss.Index | None = None
 
     @cached_property
     def version(self) -> str:
@@ -87,10 +94,11 @@ def save_artifact(
     ranking_train_config: dict,
     data: dict,
     metrics: dict,
+    item_index: faiss.Index | None = None,
 ) -> Path:
-    """Writes the four files. The training configs are the trainers' `to_dict()`, each with
-    its model's architecture nested as "model"; `data` holds the training data's
-    fingerprint (and its path, when known)."""
+    """Writes the four files (five with `item_index`). The training configs are the
+    trainers' `to_dict()`, each with its model's architecture nested as "model"; `data`
+    holds the training data's fingerprint (and its path, when known)."""
     folder.mkdir(parents=True, exist_ok=True)
     for module, name in ((rating_model, WEIGHTS), (ranking_model, RANKER_WEIGHTS)):
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
@@ -100,6 +108,10 @@ def save_artifact(
         for i in item_ids.ids
     ]
     (folder / ITEMS).write_text(json.dumps(items, ensure_ascii=False))
+    files = [WEIGHTS, RANKER_WEIGHTS, ITEMS]
+    if item_index is not None:
+        write_index(item_index, folder / ITEM_INDEX)
+        files.append(ITEM_INDEX)
     scale = rating_model.scale
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -110,7 +122,7 @@ def save_artifact(
         "ranking": ranking_train_config,
         "data": data,
         "metrics": metrics,
-        "checksums": {name: sha256(folder / name) for name in (WEIGHTS, RANKER_WEIGHTS, ITEMS)},
+        "checksums": {name: sha256(folder / name) for name in files},
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return folder
@@ -142,8 +154,15 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
         titles={row["id"]: row["title"] for row in items},
         genres={row["id"]: row["genres"] for row in items},
     )
+    item_index = None
+    if ITEM_INDEX in manifest["checksums"]:
+        item_index = read_index(folder / ITEM_INDEX)
+        if item_index.ntotal != n_items:
+            raise ArtifactError(
+                f"{folder / ITEM_INDEX}: {item_index.ntotal} items, the models have {n_items}"
+            )
     return Artifact(rating_model, ranking_model, IdMap([row["id"] for row in items]), catalogue,
-                    manifest)
+                    manifest, item_index)
 
 
 def _model_configs(

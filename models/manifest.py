@@ -14,6 +14,7 @@ READABLE_FORMATS = (1, 2)
 WEIGHTS = "model.safetensors"
 RANKER_WEIGHTS = "ranker.safetensors"
 ITEMS = "items.json"
+ITEM_INDEX = "items.faiss"  # optional: FAISS's index of the trained items
 MANIFEST = "manifest.json"
 
 

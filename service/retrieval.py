@@ -2,37 +2,16 @@
 
 Items are compared by cosine similarity of those embeddings (co-occurrence vectors beside
 the rating scorer's structure table M): close items are ones rated by the same people, and
-ones the attention treats alike. One factory builds the index: exact inner product
-for small catalogues, IVF (nlist = 4 sqrt(n), nprobe probes) beyond `exact_below` items.
+ones the attention treats alike. The index comes with the artifact
+(`models/inference/item_index.py`); an artifact without one gets it built at load.
 """
 
 from __future__ import annotations
 
-import math
-
 import faiss
 import numpy as np
 
-
-def build_index(vectors: np.ndarray, exact_below: int = 50_000, nprobe: int = 16) -> faiss.Index:
-    """vectors (N, E) float32, L2-normalised by the caller; returns an inner-product index
-    whose ids are the rows' item indices, so items can be replaced and added later."""
-    n, dim = vectors.shape
-    ids = np.arange(n, dtype=np.int64)
-    if n < exact_below:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    else:
-        nlist = int(4 * math.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
-        index.nprobe = nprobe
-    index.add_with_ids(vectors, ids)
-    return index
-
-
-def _normalised(embeddings: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return np.ascontiguousarray(embeddings / np.maximum(norms, 1e-12), np.float32)
+from models.inference.item_index import build_index, normalised
 
 
 class ItemIndex:
@@ -40,15 +19,24 @@ class ItemIndex:
     never rebuilt; every snapshot of the version shares it and drops ids it does not know.
     Only the event loop's thread touches it, so searches and upserts never overlap."""
 
-    def __init__(self, embeddings: np.ndarray, item_bias: np.ndarray | None):
-        self.vectors = _normalised(embeddings)
-        self.index = build_index(self.vectors)
+    def __init__(self, embeddings: np.ndarray, item_bias: np.ndarray | None,
+                 stored: faiss.Index | None = None):
+        """`stored`: the artifact's index of its trained items (copied, so this version's
+        upserts never reach the artifact); rows beyond it (folded items) are added."""
+        self.vectors = normalised(embeddings)
+        if stored is None:
+            self.index = build_index(self.vectors)
+        else:
+            self.index = faiss.clone_index(stored)
+            extra = np.arange(stored.ntotal, len(self.vectors), dtype=np.int64)
+            if len(extra):
+                self.index.add_with_ids(self.vectors[extra], extra)
         # Items by learned bias, best first: what the scorer favours regardless of taste.
         self.by_bias = np.argsort(-item_bias) if item_bias is not None else np.arange(0)
 
     def upsert(self, indices: np.ndarray, embeddings: np.ndarray, item_bias: np.ndarray) -> None:
         """Adds or replaces the vectors of `indices` (appended items come after the rest)."""
-        vectors = _normalised(embeddings)
+        vectors = normalised(embeddings)
         grown = np.zeros((max(len(self.vectors), int(indices.max()) + 1), vectors.shape[1]),
                          np.float32)
         grown[: len(self.vectors)] = self.vectors

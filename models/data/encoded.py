@@ -66,23 +66,41 @@ class EncodedRatings:
 
 
 class UserTimelines:
-    """Every user's ratings, oldest first (ties in row order), as one padded (U, Lmax)
-    table: items (U, Lmax) int64, ratings (U, Lmax) float32, lengths (U,)."""
+    """Every user's ratings, oldest first (ties in row order), ragged: user u's ratings are
+    items[offsets[u] : offsets[u + 1]] (int64) and the same slice of ratings (float32), of
+    length lengths[u]. Memory grows with the ratings, never with users x the longest
+    history (padded, an ML-20M-sized set would need about 15 GB)."""
 
     def __init__(self, data: EncodedRatings):
-        n_users = len(data.user_ids)
         order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
-        users, items, ratings = data.users[order], data.items[order], data.ratings[order]
-        counts = np.bincount(users, minlength=n_users)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        position = np.arange(len(users)) - starts[users]
-        width = max(1, int(counts.max(initial=0)))
-        self.items = np.zeros((n_users, width), np.int64)
-        self.ratings = np.zeros((n_users, width), np.float32)
-        self.items[users, position] = items
-        self.ratings[users, position] = ratings
-        self.lengths = counts
+        self.items = data.items[order]
+        self.ratings = data.ratings[order]
+        self.lengths = np.bincount(data.users, minlength=len(data.user_ids))
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+
+    @property
+    def longest(self) -> int:
+        return int(self.lengths.max(initial=0))
 
     def history(self, user: int) -> History:
-        n = self.lengths[user]
-        return History(self.items[user, :n], self.ratings[user, :n])
+        start, end = self.offsets[user], self.offsets[user + 1]
+        return History(self.items[start:end], self.ratings[start:end])
+
+    def at(self, users: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Items and ratings at `positions` (B, W) of the timelines of `users` (B,); each
+        position must lie inside its user's timeline (callers mask padding themselves)."""
+        flat = self.offsets[users][:, None] + positions
+        return self.items[flat], self.ratings[flat]
+
+    def padded(self, users: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `width` items and ratings of each of `users`, (B, width), 0 past the
+        end of a timeline."""
+        positions = np.arange(width)[None, :]
+        inside = positions < self.lengths[users][:, None]
+        items, ratings = self.at(users, np.where(inside, positions, 0))
+        return np.where(inside, items, 0), np.where(inside, ratings, 0).astype(np.float32)
+
+    def first(self, lengths: np.ndarray) -> np.ndarray:
+        """(n_ratings,) bool: whether each rating is among its user's first `lengths[u]`."""
+        position = np.arange(len(self.items)) - np.repeat(self.offsets[:-1], self.lengths)
+        return position < np.repeat(lengths, self.lengths)

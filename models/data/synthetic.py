@@ -95,3 +95,80 @@ def _tastes(rng: np.random.Generator, n_users: int, n_clusters: int) -> np.ndarr
         likes[unmixed] = rng.random((int(unmixed.sum()), n_clusters)) < 0.5
         unmixed = likes.all(axis=1) | ~likes.any(axis=1)
     return likes
+
+
+@dataclass(frozen=True)
+class ShopData:
+    """A large planted catalogue: users "u{u}", items "i{i}", item i in cluster
+    item_cluster[i]; user_clusters (n_users, tastes) are the clusters each user likes."""
+
+    table: RatingTable
+    item_cluster: np.ndarray
+    user_clusters: np.ndarray
+
+
+def shop_ratings(
+    n_users: int = 100_000,
+    n_items: int = 1_000_000,
+    n_ratings: int = 10_000_000,
+    items_per_cluster: int = 1_000,
+    tastes: int = 5,
+    on_taste: float = 0.8,
+    popularity_skew: float = 1.0,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> ShopData:
+    """A shop-sized catalogue with planted structure, in memory proportional to the ratings
+    (never users x items): items in clusters of `items_per_cluster`; within a cluster and
+    across clusters, popularity falls as rank^-popularity_skew (a Zipf law, as in real
+    catalogues); each user likes `tastes` clusters, drawn by cluster popularity, and picks
+    from them with probability `on_taste`, else from the whole catalogue by popularity.
+    Ratings are near LIKED on a liked cluster and near DISLIKED elsewhere, plus the item's
+    quality and noise; each user's count is log-normal around n_ratings / n_users (at least
+    5). A user's repeated picks of one item are kept once, so the table holds somewhat
+    fewer than `n_ratings` rows."""
+    rng = np.random.default_rng(seed)
+    n_clusters = max(2, n_items // items_per_cluster)
+    item_cluster = rng.permutation(np.arange(n_items) % n_clusters)
+    # Popularity: each item's Zipf weight by its rank in a random global order.
+    weight = (rng.permutation(n_items) + 1.0) ** -popularity_skew
+    by_cluster = np.argsort(item_cluster, kind="stable")  # items grouped by cluster
+    starts = np.searchsorted(item_cluster[by_cluster], np.arange(n_clusters + 1))
+    within = np.cumsum(weight[by_cluster])  # cumulative weight, cluster after cluster
+    cluster_weight = np.diff(np.concatenate([[0.0], within[starts[1:] - 1]]))
+    quality = rng.normal(0.0, QUALITY_SD, n_items)
+    user_clusters = _weighted_draws(rng, cluster_weight, (n_users, tastes))
+
+    mean = n_ratings / n_users
+    counts = np.maximum(5, rng.lognormal(np.log(mean) - 0.5, 1.0, n_users)).astype(np.int64)
+    counts = np.minimum(counts, n_items)
+    user = np.repeat(np.arange(n_users), counts)
+    cluster = user_clusters[user, rng.integers(0, tastes, len(user))]
+    off_taste = rng.random(len(user)) >= on_taste
+    cluster[off_taste] = _weighted_draws(rng, cluster_weight, int(off_taste.sum()))
+    # An item of `cluster` by popularity: a uniform point in the cluster's weight range.
+    low = np.where(starts[cluster] > 0, within[starts[cluster] - 1], 0.0)
+    point = low + rng.random(len(user)) * (within[starts[cluster + 1] - 1] - low)
+    item = by_cluster[np.minimum(np.searchsorted(within, point), n_items - 1)]
+    _, first = np.unique(user * n_items + item, return_index=True)
+    first.sort()  # keeps each user's picks in the order made
+    user, item = user[first], item[first]
+    liked = (user_clusters[user] == item_cluster[item][:, None]).any(axis=1)
+    raw = np.where(liked, LIKED, DISLIKED) + quality[item] + rng.normal(0.0, noise, len(item))
+    step = np.arange(len(user)) - np.searchsorted(user, user)  # position in the user's list
+    user_ids = np.char.add("u", np.arange(n_users).astype(str))
+    item_ids = np.char.add("i", np.arange(n_items).astype(str))
+    table = RatingTable(
+        users=user_ids[user],
+        items=item_ids[item],
+        ratings=np.clip(np.round(raw), 1, 5).astype(np.float32),
+        timestamps=(START + STEP * step + user % STEP).astype(np.int64),
+    )
+    return ShopData(table, item_cluster, user_clusters)
+
+
+def _weighted_draws(rng: np.random.Generator, weight: np.ndarray, shape) -> np.ndarray:
+    """Indices drawn with probability proportional to `weight`, with replacement."""
+    cumulative = np.cumsum(weight)
+    points = rng.random(shape) * cumulative[-1]
+    return np.minimum(np.searchsorted(cumulative, points), len(weight) - 1)

@@ -47,6 +47,9 @@ class RatingModelConfig:
     # attention shows is then what moves the prediction (u1 RMSE 0.9176 against 0.9185;
     # bench/findings.md). False: Hutter et al.'s plain shrunk mean.
     attentive_bias: bool = True
+    # A learned attention offset per rating level: the model may attend more to what the
+    # user loved or hated than to what they shrugged at.
+    rating_keys: bool = False
     max_context: int = 512  # newest history items used at inference (deterministic)
 
     def to_dict(self) -> dict:
@@ -91,6 +94,9 @@ class RatingModel(nn.Module):
         self.default_user = nn.Parameter(torch.zeros(e))
         # Learned sharpness of the attention, starting at the paper's 1/sqrt(E).
         self.attention_log_scale = nn.Parameter(torch.zeros(()))
+        self.rating_key = nn.Embedding(scale.levels, 1) if config.rating_keys else None
+        if self.rating_key is not None:
+            nn.init.zeros_(self.rating_key.weight)
         features = 3 * e + (1 if config.biases else 0)
         out = scale.levels if config.head == "mlp2" else 1
         self.mlp = (
@@ -131,6 +137,7 @@ class RatingModel(nn.Module):
         m_hist = self.structure(hist_items)  # (H, L, E)
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
         scores = torch.bmm(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
+        scores = scores + self._rating_offset(hist_ratings)[:, None, :]
         scores = scores.masked_fill(~context, float("-inf"))
         attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
 
@@ -175,7 +182,8 @@ class RatingModel(nn.Module):
         own = (hist_items[None, :] != targets[:, None]).to(torch.float32)  # (C, L)
         m_target, m_hist = self.structure(targets), self.structure(hist_items)  # (C|L, E)
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
-        logits = (m_target @ m_hist.T * scale).masked_fill(own == 0, float("-inf"))  # (C, L)
+        logits = m_target @ m_hist.T * scale + self._rating_offset(hist_ratings)[None]
+        logits = logits.masked_fill(own == 0, float("-inf"))  # (C, L)
         peak = torch.cat([logits, logits.new_full((logits.shape[0], 1), float("-inf"))], 1)
         peak = peak.amax(-1, keepdim=True)
         weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # (C, L); 0 outside
@@ -206,6 +214,13 @@ class RatingModel(nn.Module):
         total = mass[:, :1]
         attention = torch.where(total > 0, weight / total, 0.0)
         return rating[:, 0], attention, rating[:, 1:].T
+
+    def _rating_offset(self, hist_ratings: Tensor) -> Tensor:
+        """The attention logit's offset for each history item's rating level (0 without)."""
+        if self.rating_key is None:
+            return torch.zeros_like(hist_ratings)
+        level = ((hist_ratings - self.scale.low) / self.scale.step).round().long()
+        return self.rating_key(level.clamp(0, self.scale.levels - 1)).squeeze(-1)
 
     def _rating_weights(
         self,

@@ -9,6 +9,7 @@ from pathlib import Path
 from models.artifact import save_artifact
 from models.data.encoded import EncodedRatings
 from models.data.table import Catalogue, RatingScale, RatingTable
+from models.inference.item_index import build_index, normalised
 from models.training.item_embeddings import frozen_item_embeddings
 from models.training.ranking import RankingTrainConfig, RankingTrainResult, train_ranking_model
 from models.training.rating import RatingTrainConfig, RatingTrainResult, train_rating_model
@@ -64,5 +65,6 @@ def build_artifact(
         ranking_train_config=ranking_config.to_dict(),
         data=source,
         metrics=metrics,
+        item_index=build_index(normalised(ranking.model.item_embeddings.cpu().numpy())),
     )
     return Built(folder, rating, ranking)

@@ -28,15 +28,25 @@ from tqdm import tqdm
 
 from models.data.encoded import EncodedRatings, UserTimelines
 from models.data.table import DataError, RatingScale
-from models.evaluation.ranking import RankingTask, evaluate_ranking
-from models.history import History
+from models.evaluation.ranking import RankingTask, evaluate_ranking, metrics_at_k
+from models.history import History, pad_batch
 from models.inference.device import resolve_device
-from models.inference.scoring import catalogue_scores
+from models.inference.scoring import catalogue_scores, ranking_scores
 from models.networks.ranking import RankingModel, RankingModelConfig
 
 log = logging.getLogger(__name__)
 
 MIN_VALIDATION_HISTORY = 4  # a validation user keeps at least 2 items to train on
+# Up to this many items, validation ranks the whole catalogue (exact) and the softmax
+# objective is allowed. Beyond it a validation user ranks their held-out items among
+# VALIDATION_SAMPLE items drawn by popularity, the same draw every epoch (sampled metrics
+# are biased (Krichene & Rendle, 2020), but they only pick an epoch here), and the
+# catalogue-wide softmax is refused: its logits alone would be batch x items.
+FULL_CATALOGUE_MAX_ITEMS = 20_000
+VALIDATION_SAMPLE = 1_000
+# Whole-catalogue validation scores users in batches of at most this many (item, history
+# item) attention weights per hop: 128 users at MovieLens's 1,682 items, 16 at 20,000.
+VALIDATION_BATCH_FLOATS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,14 @@ class RankingTrainConfig:
     cuts_per_user: int = 4  # training examples per user per epoch
     horizon: int = 10  # positives after each cut, and the validation window
     val_users: float = 0.2
+    val_max_users: int = 2_000  # validation cost stays bounded on large data
     grad_clip: float = 10.0  # as in the paper
     objective: str = "softmax"  # or "sampled" (the paper's)
     negatives: int = 100  # per example, for "sampled" (the paper's |N_u|)
     negative_power: float = 0.75  # popularity smoothing of the negatives (the paper's gamma)
+    # Weight of a next item the user rated below `scale.liked`: 1 learns what they will
+    # watch, less learns what they will watch and like (and validates on liked items only).
+    unliked_weight: float = 1.0
     seed: int = 0
     device: str = "auto"
 
@@ -87,13 +101,20 @@ def train_ranking_model(
     device = resolve_device(config.device)
     timelines = data.timelines
     lengths = timelines.lengths.copy()
-    val_task = _validation_task(timelines, lengths, config, rng)
-    trainable = np.flatnonzero(lengths >= 2)
+    liked = scale.liked if config.unliked_weight < 1 else None
     n_items = len(data.item_ids)
+    validation = _validation_task(timelines, lengths, n_items, config, rng, liked)
+    trainable = np.flatnonzero(lengths >= 2)
 
     model = RankingModel(config.model, item_embeddings, scale).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     if config.objective == "softmax":
+        if n_items > FULL_CATALOGUE_MAX_ITEMS:
+            raise DataError(
+                f"{n_items} items: the whole-catalogue softmax is for catalogues up to "
+                f"{FULL_CATALOGUE_MAX_ITEMS}; train the ranker with sampled negatives "
+                "(--ranker-objective sampled)"
+            )
         objective = _CatalogueSoftmax(n_items, device)
     elif config.objective == "sampled":
         objective = _SampledLogistic(timelines, lengths, n_items, config, device)
@@ -107,7 +128,7 @@ def train_ranking_model(
         model.train()
         total, seen_examples = 0.0, 0
         for users, cuts in _length_bucketed_batches(trainable, lengths, config, rng):
-            batch = _examples(timelines, lengths, users, cuts, config, device)
+            batch = _examples(timelines, lengths, users, cuts, config, scale.liked, device)
             loss = objective.loss(model, *batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -116,7 +137,7 @@ def train_ranking_model(
             total += float(loss.detach()) * len(users)
             seen_examples += len(users)
         model.eval()
-        ndcg = _validation_ndcg(model, timelines, val_task, config, device)
+        ndcg = _validation_ndcg(model, timelines, validation, device)
         record = {"epoch": epoch, "train_loss": total / seen_examples, "val_ndcg": ndcg}
         epochs.append(record)
         bar.set_postfix(val_ndcg=f"{ndcg:.4f}")
@@ -142,7 +163,8 @@ def train_ranking_model(
 
 
 class _CatalogueSoftmax:
-    """Every item scored; the positives are a multi-label target of one softmax."""
+    """Every item scored; the positives are a multi-label target of one softmax, each
+    weighted (an unliked pick may weigh less)."""
 
     def __init__(self, n_items: int, device: torch.device):
         self.all_items = torch.arange(n_items, device=device)
@@ -157,7 +179,7 @@ class _CatalogueSoftmax:
         seen.scatter_(1, positives, torch.zeros_like(positives, dtype=torch.bool))
         log_p = torch.log_softmax(scores.masked_fill(seen, float("-inf")), dim=-1)
         picked = log_p.gather(1, positives) * positive_mask
-        return -(picked.sum(1) / positive_mask.sum(1)).mean()
+        return -(picked.sum(1) / positive_mask.sum(1).clamp(min=1e-6)).mean()
 
 
 class _SampledLogistic:
@@ -169,8 +191,7 @@ class _SampledLogistic:
         self, timelines: UserTimelines, lengths: np.ndarray, n_items: int,
         config: RankingTrainConfig, device: torch.device,
     ):
-        observed = np.arange(timelines.items.shape[1])[None, :] < lengths[:, None]
-        counts = np.bincount(timelines.items[observed], minlength=n_items)
+        counts = np.bincount(timelines.items[timelines.first(lengths)], minlength=n_items)
         self.noise = torch.from_numpy(counts.astype(np.float64) ** config.negative_power).to(
             device
         )
@@ -190,54 +211,84 @@ class _SampledLogistic:
         ).all(-1).float()
         pos_term = F.logsigmoid(scores[:, :n_pos]) * positive_mask
         neg_term = F.logsigmoid(-scores[:, n_pos:]) * negative_mask
-        per_example = pos_term.sum(1) / positive_mask.sum(1) + neg_term.sum(1) / (
+        per_example = pos_term.sum(1) / positive_mask.sum(1).clamp(min=1e-6) + neg_term.sum(1) / (
             negative_mask.sum(1).clamp(min=1)
         )
         return -(per_example / 2).mean()
 
 
+@dataclass(frozen=True)
+class _Validation:
+    """Validation users (timeline rows), their task, and, for a large catalogue, the items
+    each ranks (held-out ones among a popularity draw); None: the whole catalogue."""
+
+    users: np.ndarray
+    task: RankingTask
+    candidates: list[np.ndarray] | None
+
+
 def _validation_task(
-    timelines: UserTimelines, lengths: np.ndarray, config: RankingTrainConfig,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, RankingTask]:
+    timelines: UserTimelines, lengths: np.ndarray, n_items: int, config: RankingTrainConfig,
+    rng: np.random.Generator, liked: float | None = None,
+) -> _Validation:
     """Picks validation users and shortens their timelines in place (`lengths`): their
     last `horizon` items (at most half their history) are held out from training and
-    become the relevant items."""
+    become the relevant items (with `liked`, those rated at least that)."""
     eligible = np.flatnonzero(lengths >= MIN_VALIDATION_HISTORY)
     if len(eligible) == 0:
         raise DataError(
             f"the ranker validates on users with at least {MIN_VALIDATION_HISTORY} ratings; "
             "this training data has none"
         )
-    wanted = max(1, int(round(config.val_users * len(eligible))))
+    wanted = min(config.val_max_users, max(1, int(round(config.val_users * len(eligible)))))
     chosen = np.sort(rng.permutation(eligible)[:wanted])
     relevant = []
     for user in chosen:
         n = lengths[user]
         window = min(config.horizon, n // 2)
-        relevant.append(set(timelines.items[user, n - window : n].tolist()))
+        history = timelines.history(user)
+        held = slice(n - window, n)
+        keep = history.ratings[held] >= (liked if liked is not None else -np.inf)
+        relevant.append(set(history.items[held][keep].tolist()))
         lengths[user] = n - window
-    seen = [timelines.items[u, : lengths[u]] for u in chosen]
-    return chosen, RankingTask([str(u) for u in chosen], seen, relevant)
+    scored = [p for p, r in enumerate(relevant) if r]  # a user who liked none scores none
+    chosen, relevant = chosen[scored], [relevant[p] for p in scored]
+    seen = [timelines.history(u).items[: lengths[u]] for u in chosen]
+    candidates = None
+    if n_items > FULL_CATALOGUE_MAX_ITEMS:
+        counts = np.bincount(timelines.items[timelines.first(lengths)], minlength=n_items)
+        drawn = rng.choice(n_items, (len(chosen), VALIDATION_SAMPLE), p=counts / counts.sum())
+        candidates = [np.union1d(sorted(r), np.setdiff1d(d, h))
+                      for r, h, d in zip(relevant, seen, drawn, strict=True)]
+    return _Validation(chosen, RankingTask([str(u) for u in chosen], seen, relevant), candidates)
 
 
 def _validation_ndcg(
-    model: RankingModel,
-    timelines: UserTimelines,
-    val_task: tuple[np.ndarray, RankingTask],
-    config: RankingTrainConfig,
-    device: torch.device,
+    model: RankingModel, timelines: UserTimelines, validation: _Validation, device: torch.device
 ) -> float:
-    users, task = val_task
+    users, task = validation.users, validation.task
 
-    def score(positions: list[int]) -> np.ndarray:
-        histories = [
-            History(task.seen[p], timelines.ratings[users[p], : len(task.seen[p])])
-            for p in positions
-        ]
-        return catalogue_scores(model, histories, device)
+    def history(p: int) -> History:
+        seen = task.seen[p]
+        return History(seen, timelines.history(users[p]).ratings[: len(seen)])
 
-    return evaluate_ranking(task, score)["ndcg"]
+    if validation.candidates is None:
+        per_user = model.n_items * model.config.max_history
+        batch = int(np.clip(VALIDATION_BATCH_FLOATS // per_user, 1, 128))
+        return evaluate_ranking(
+            task, lambda positions: catalogue_scores(model, [history(p) for p in positions],
+                                                     device), batch=batch)["ndcg"]
+    total = 0.0
+    for start in range(0, len(users), 64):
+        positions = range(start, min(start + 64, len(users)))
+        wanted = [validation.candidates[p] for p in positions]
+        capped = [history(p).newest(model.config.max_history) for p in positions]
+        with torch.inference_mode():
+            scores = ranking_scores(model, pad_batch(capped, wanted, device)).float().cpu()
+        for row, p in enumerate(positions):
+            best = np.argsort(-scores[row, : len(wanted[row])].numpy(), kind="stable")[:10]
+            total += metrics_at_k(wanted[row][best], task.relevant[p], 10)["ndcg"]
+    return total / len(users)
 
 
 def _length_bucketed_batches(
@@ -272,9 +323,11 @@ def _examples(
     users: np.ndarray,
     cuts: np.ndarray,
     config: RankingTrainConfig,
+    liked: float,
     device: torch.device,
 ) -> tuple[torch.Tensor, ...]:
-    """(history items, ratings, mask, positives, positive mask) for cuts of timelines."""
+    """(history items, ratings, mask, positives, positive weights) for cuts of timelines:
+    a positive rated under `liked` weighs `config.unliked_weight`, padding 0."""
     n = lengths[users]
     starts = np.maximum(0, cuts - config.model.max_history)
     width = int((cuts - starts).max())
@@ -285,12 +338,8 @@ def _examples(
     pos_pos = cuts[:, None] + np.arange(config.horizon)[None, :]
     pos_mask = pos_pos < n[:, None]
     pos_pos = np.where(pos_mask, pos_pos, cuts[:, None])
-    rows = users[:, None]
-    tensors = (
-        timelines.items[rows, hist_pos],
-        timelines.ratings[rows, hist_pos],
-        hist_mask,
-        timelines.items[rows, pos_pos],
-        pos_mask.astype(np.float32),
-    )
+    hist_items, hist_ratings = timelines.at(users, hist_pos)
+    positives, positive_ratings = timelines.at(users, pos_pos)
+    weights = pos_mask * np.where(positive_ratings < liked, config.unliked_weight, 1.0)
+    tensors = (hist_items, hist_ratings, hist_mask, positives, weights.astype(np.float32))
     return tuple(torch.from_numpy(np.ascontiguousarray(t)).to(device) for t in tensors)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from models.artifact import ArtifactError, load_artifact
+from models.artifact import ArtifactError, load_artifact, save_artifact
+from models.inference.item_index import build_index, normalised
 
 
 @pytest.fixture
@@ -82,3 +83,28 @@ def test_shapes_that_disagree_with_the_config_are_refused(copy: Path) -> None:
 def test_a_missing_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no manifest"):
         load_artifact(tmp_path / "nowhere")
+
+
+def test_the_retrieval_index_travels_in_the_artifact_and_is_checked(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    artifact = load_artifact(artifact_dir)
+    assert artifact.item_index is None  # written without one: the service builds it
+    vectors = normalised(artifact.ranking_model.item_embeddings.numpy())
+    folder = save_artifact(
+        tmp_path / "indexed", artifact.rating_model, artifact.ranking_model, artifact.item_ids,
+        artifact.catalogue, rating_train_config=artifact.manifest["rating"],
+        ranking_train_config=artifact.manifest["ranking"], data=artifact.manifest["data"],
+        metrics={}, item_index=build_index(vectors),
+    )
+    loaded = load_artifact(folder).item_index
+    assert loaded is not None and loaded.ntotal == len(artifact.item_ids)
+    _, found = loaded.search(vectors[:5], 1)
+    assert found.ravel().tolist() == [0, 1, 2, 3, 4]
+    with (folder / "items.faiss").open("r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(ArtifactError, match="items.faiss: checksum mismatch"):
+        load_artifact(folder)

@@ -20,9 +20,15 @@ from models.evaluation.rating import histories_by_user
 from models.history import History, pad_batch
 from models.inference.scoring import catalogue_scores, ranking_scores
 from models.networks.ranking import RankingModel, RankingModelConfig
+from models.training import item_embeddings, ranking
 from models.training.item_embeddings import cooccurrence_embeddings, frozen_item_embeddings
-from models.training.ranking import RankingTrainResult, train_ranking_model
-from models.training.rating import train_rating_model
+from models.training.ranking import (
+    RankingTrainResult,
+    _examples,
+    _validation_task,
+    train_ranking_model,
+)
+from models.training.rating import RatingTrainResult, train_rating_model
 from tests.conftest import SCALE, SMALL_RANK, SMALL_TRAIN
 
 
@@ -195,3 +201,72 @@ def test_item_knn_scores_what_is_co_rated_with_the_history() -> None:
     x = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0]], np.float32)
     scores = ItemKnn(neighbours=2).fit(x).score(x[3:4])[0]
     assert scores[1] > scores[2] and scores[1] > scores[3]
+
+
+def test_an_unliked_next_pick_weighs_unliked_weight_and_validation_counts_liked_only() -> None:
+    # One user: x(5) y(2) z(4) w(1), in that order. A cut after x makes y, z, w the positives.
+    table = RatingTable(
+        users=np.array(["a"] * 4),
+        items=np.array(["x", "y", "z", "w"]),
+        ratings=np.array([5, 2, 4, 1], np.float32),
+        timestamps=np.arange(4, dtype=np.int64),
+    )
+    data = EncodedRatings.encode(table)
+    timelines = data.timelines
+    config = replace(SMALL_RANK, horizon=3, unliked_weight=0.25, val_users=1.0)
+    *_, positives, weights = _examples(
+        timelines, timelines.lengths, np.array([0]), np.array([1]), config, SCALE.liked,
+        torch.device("cpu"),
+    )
+    assert [data.item_ids.ids[i] for i in positives[0].tolist()] == ["y", "z", "w"]
+    assert weights[0].tolist() == [0.25, 1.0, 0.25]
+    lengths = timelines.lengths.copy()
+    validation = _validation_task(
+        timelines, lengths, 4, config, np.random.default_rng(0), SCALE.liked
+    )
+    task = validation.task
+    assert task.relevant == [{data.item_ids.index("z")}]  # held out: z(4), w(1)
+    assert lengths.tolist() == [2]
+
+
+def test_the_sparse_factorisation_equals_the_dense_one(
+    encoded: EncodedRatings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dense = cooccurrence_embeddings(encoded, 8).numpy()
+    monkeypatch.setattr(item_embeddings, "DENSE_MAX_ITEMS", 0)  # Lanczos on the sparse PPMI
+    sparse = cooccurrence_embeddings(encoded, 8).numpy()
+    # Equal up to each column's sign: compare the item-item inner products.
+    assert np.allclose(sparse @ sparse.T, dense @ dense.T, atol=1e-4)
+
+
+def test_past_the_pair_budget_only_pairs_a_window_apart_count() -> None:
+    table = RatingTable(
+        users=np.array(["a"] * 4 + ["b"] * 2),
+        items=np.array(["w", "x", "y", "z", "w", "z"]),
+        ratings=np.ones(6, np.float32),
+        timestamps=np.array([1, 2, 3, 4, 1, 2], np.int64),
+    )
+    data = EncodedRatings.encode(table)
+    every = item_embeddings.cooccurrence_counts(data).toarray()
+    index = {i: data.item_ids.index(i) for i in "wxyz"}
+    assert every[index["w"], index["z"]] == 2 and every[index["x"], index["z"]] == 1
+    # 6 ratings, budget 12: a window of 1, so only neighbours in time count.
+    near = item_embeddings.cooccurrence_counts(data, pair_budget=12).toarray()
+    assert near[index["w"], index["x"]] == 1 and near[index["x"], index["y"]] == 1
+    assert near[index["w"], index["z"]] == 1  # b's two ratings are neighbours
+    assert near[index["w"], index["y"]] == 0 and near[index["x"], index["z"]] == 0
+    assert (near == near.T).all() and np.diag(near).sum() == 0
+
+
+def test_a_large_catalogue_validates_on_sampled_candidates_and_refuses_the_softmax(
+    encoded: EncodedRatings, trained: RatingTrainResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ranking, "FULL_CATALOGUE_MAX_ITEMS", 50)  # planted: 120 items
+    monkeypatch.setattr(ranking, "VALIDATION_SAMPLE", 30)
+    embeddings = frozen_item_embeddings(encoded, trained.model)
+    with pytest.raises(DataError, match="sampled negatives"):
+        train_ranking_model(encoded, embeddings, SCALE, SMALL_RANK, progress=False)
+    config = replace(SMALL_RANK, objective="sampled", negatives=20, max_epochs=4)
+    result = train_ranking_model(encoded, embeddings, SCALE, config, progress=False)
+    # Planted picks are predictable: among 30 popular items, the held-out ones come early.
+    assert result.validation_ndcg > 0.3, result.epochs

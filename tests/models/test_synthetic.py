@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from models.data.synthetic import PlantedData, planted_ratings
+from models.data.synthetic import PlantedData, planted_ratings, shop_ratings
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,25 @@ def test_refuses_impossible_shapes() -> None:
         planted_ratings(n_clusters=1)
     with pytest.raises(ValueError, match="ratings_per_user"):
         planted_ratings(n_items=30, ratings_per_user=(15, 40))
+
+
+def test_a_shop_catalogue_has_popularity_skew_and_users_stay_on_their_tastes() -> None:
+    shop = shop_ratings(n_users=2_000, n_items=20_000, n_ratings=60_000, items_per_cluster=200,
+                        tastes=3, seed=3)
+    table = shop.table
+    users = np.char.lstrip(table.users.astype(str), "u").astype(np.int64)
+    items = np.char.lstrip(table.items.astype(str), "i").astype(np.int64)
+    pairs = users * 20_000 + items
+    assert len(np.unique(pairs)) == len(pairs)  # one row per (user, item)
+    assert 30_000 < len(table) <= 60_000 * 1.2
+    counts = np.sort(np.bincount(items, minlength=20_000))[::-1]
+    assert counts[:200].sum() > 0.2 * len(table)  # the top 1% of items: a fifth of the picks
+    on_taste = (shop.user_clusters[users] == shop.item_cluster[items][:, None]).any(axis=1)
+    # on_taste 0.8 of the picks; repeated picks, dropped, are more often on taste
+    assert 0.6 < on_taste.mean() < 0.9
+    assert table.ratings[on_taste].mean() > 4.2 and table.ratings[~on_taste].mean() < 2.2
+    order = np.lexsort((table.timestamps, users))
+    assert (np.diff(users[order]) >= 0).all()
+    again = shop_ratings(n_users=2_000, n_items=20_000, n_ratings=60_000, items_per_cluster=200,
+                         tastes=3, seed=3)
+    assert np.array_equal(again.table.items, table.items)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from service.retrieval import ItemIndex, build_index
+from models.inference.item_index import build_index
+from service.retrieval import ItemIndex
 
 
 def clustered(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
@@ -59,3 +60,16 @@ def test_upserted_items_are_found_without_a_rebuild_and_disallowed_ones_never() 
     assert 300 not in index.candidates(np.array([3]), 20, 0, np.ones(300, bool))
     assert 300 in index.candidates(np.array([3]), 20, 0)
 
+
+
+def test_a_stored_index_is_copied_and_learns_the_items_folded_in_since() -> None:
+    vectors = clustered(300, 16, 5)
+    bias = np.zeros(302, np.float32)
+    stored = build_index(vectors)
+    grown = np.concatenate([vectors, vectors[[3, 4]]])  # items 300, 301 folded in since
+    index = ItemIndex(grown, bias, stored)
+    assert index.index is not stored and stored.ntotal == 300 and index.index.ntotal == 302
+    items, _ = index.similar(3, 1)
+    assert items.tolist() == [300]
+    fresh = ItemIndex(grown, bias)
+    assert np.array_equal(index.similar(10, 8)[0], fresh.similar(10, 8)[0])
