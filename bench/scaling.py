@@ -39,10 +39,11 @@ from service.settings import Settings
 EMBEDDING_DIM = 256  # co-occurrence (128) beside the rating model's M (128), as trained
 
 
-def synthetic_predictor(n_items: int, device: torch.device) -> tuple[Predictor, np.ndarray]:
-    """A Predictor over `n_items` with default architectures and random weights, and its
-    clustered item embeddings (so FAISS neighbourhoods look like real ones)."""
-    rng = np.random.default_rng(0)
+def synthetic_artifact(n_items: int, seed: int = 0) -> Artifact:
+    """An artifact over `n_items` with default architectures and random weights, its frozen
+    item embeddings clustered (so FAISS neighbourhoods look like real ones)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
     centres = rng.standard_normal((max(1, n_items // 100), EMBEDDING_DIM)).astype(np.float32)
     noise = 0.5 * rng.standard_normal((n_items, EMBEDDING_DIM)).astype(np.float32)
     embeddings = centres[rng.integers(len(centres), size=n_items)] + noise
@@ -50,14 +51,19 @@ def synthetic_predictor(n_items: int, device: torch.device) -> tuple[Predictor, 
     rating_train, ranking_train = RatingTrainConfig(), RankingTrainConfig()
     rating = RatingModel(rating_train.model, n_items, scale)
     ranking = RankingModel(ranking_train.model, torch.from_numpy(embeddings), scale)
-    artifact = Artifact(
+    return Artifact(
         rating_model=rating.eval(),
         ranking_model=ranking.eval(),
         item_ids=IdMap([str(i) for i in range(n_items)]),
         catalogue=Catalogue.empty(),
         manifest={"rating": rating_train.to_dict(), "ranking": ranking_train.to_dict()},
     )
-    return Predictor(artifact, device), embeddings
+
+
+def synthetic_predictor(n_items: int, device: torch.device) -> tuple[Predictor, np.ndarray]:
+    """A Predictor over `synthetic_artifact(n_items)`, and its item embeddings."""
+    artifact = synthetic_artifact(n_items)
+    return Predictor(artifact, device), artifact.ranking_model.item_embeddings.numpy()
 
 
 def median_ms(call: Callable[[], object], device: torch.device, repeats: int) -> float:
