@@ -7,7 +7,9 @@ have not rated; its top 10 is the truth) and as the service ranks a catalogue ab
 user's newest liked items plus the items of largest learned bias, and the ranker scores only
 that pool. Recall@10 = the share of the exhaustive top 10 the pool's top 10 keeps; per
 setting of the index's probes and the service's retrieval settings, with the median time of
-retrieval plus scoring for one user (one thread).
+retrieval plus scoring for one user (one thread). The queries are the user's newest items
+(what the service does: the ranker attends to every item it reads, whatever its rating),
+or, as before, only their newest liked ones.
 
     .venv/bin/python -m bench.retrieval_recall --artifact DIR
 """
@@ -29,9 +31,10 @@ from models.inference.predictor import Predictor, ScoreJob
 from models.inference.scoring import catalogue_scores
 from service.retrieval import ItemIndex
 
-NPROBES = (8, 16, 32, 64)
-QUERIES = (16, 32, 64)
-PER_QUERY = (150, 300)
+SOURCES = ("all", "liked")
+NPROBES = (8, 16)
+QUERIES = (32, 64, 128)
+PER_QUERY = (50, 100, 150)
 POPULAR = 100
 
 
@@ -62,7 +65,8 @@ def main() -> None:
         truth.append(set(np.argsort(-scores, kind="stable")[:10].tolist()))
 
     found = []
-    for nprobe, queries, per_query in itertools.product(NPROBES, QUERIES, PER_QUERY):
+    for source, nprobe, queries, per_query in itertools.product(
+            SOURCES, NPROBES, QUERIES, PER_QUERY):
         if hasattr(index.index, "nprobe"):
             index.index.nprobe = nprobe
         elif nprobe != NPROBES[0]:
@@ -70,22 +74,24 @@ def main() -> None:
         recalls, seconds, pools = [], [], []
         for history, best in zip(histories, truth, strict=True):
             begun = time.perf_counter()
-            newest_liked = history.items[history.ratings >= liked][::-1][:queries]
-            pool = index.candidates(newest_liked, per_query, POPULAR)
+            asked = history.items if source == "all" else history.items[history.ratings >= liked]
+            pool = index.candidates(asked[::-1][:queries], per_query, POPULAR)
             pool = pool[~np.isin(pool, history.items)]
             [result] = predictor.run([ScoreJob(history, pool, "ranking", top=10)])
             seconds.append(time.perf_counter() - begun)
             recalls.append(len(best & set(pool[result.best].tolist())) / 10)
             pools.append(len(pool))
-        found.append({"nprobe": nprobe, "queries": queries, "per_query": per_query,
+        found.append({"source": source, "nprobe": nprobe, "queries": queries,
+                      "per_query": per_query,
                       "recall_at_10": float(np.mean(recalls)),
                       "p50_ms": float(np.median(seconds) * 1000),
                       "mean_pool": float(np.mean(pools))})
         print(found[-1], flush=True)
-    print("| nprobe | queries | per query | recall@10 | p50 ms | pool |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| queries from | nprobe | queries | per query | recall@10 | p50 ms | pool |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for f in found:
-        print(f"| {f['nprobe']} | {f['queries']} | {f['per_query']} | {f['recall_at_10']:.3f} "
+        print(f"| {f['source']} | {f['nprobe']} | {f['queries']} | {f['per_query']} "
+              f"| {f['recall_at_10']:.3f} "
               f"| {f['p50_ms']:.1f} | {f['mean_pool']:.0f} |")
     record = {"artifact_items": len(artifact.item_ids), "users": args.users,
               "index": type(artifact.item_index).__name__, "found": found}

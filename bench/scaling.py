@@ -5,7 +5,8 @@ depend on the weights' values), so it needs no trained artifact and runs the sam
 - history length 10..1000 (1000 candidates): the models read at most their caps;
 - candidates 10..10,000 (128-item history);
 - catalogue size 10k..1M items: FAISS retrieval (exact below 50k items, IVF above) of
-  candidates for 32 liked items, then scoring them; beside scoring every item;
+  candidates for the newest history items (the service's settings), then scoring them;
+  beside scoring every item;
 - jobs per micro-batch 1..128 (1000 candidates each): candidates scored per second.
 Each figure is the median of repeated Predictor.run calls (the service's scoring call).
 Writes bench/results/scaling.jsonl and a log-log PNG per axis.
@@ -117,13 +118,14 @@ def by_catalogue(
     settings = Settings()
     predictor, embeddings = synthetic_predictor(n_items, device)
     started = time.perf_counter()
-    index = ItemIndex(embeddings, rng.standard_normal(n_items).astype(np.float32))
+    index = ItemIndex(embeddings, rng.standard_normal(n_items).astype(np.float32),
+                      nprobe=settings.retrieval_probes)
     build_s = time.perf_counter() - started
     h = history(n_items, 128, rng)
-    liked = h.items[::-1][: settings.retrieval_queries]
+    newest = h.items[::-1][: settings.retrieval_queries]
 
     def retrieve() -> np.ndarray:
-        return index.candidates(liked, settings.retrieval_per_query, settings.retrieval_popular)
+        return index.candidates(newest, settings.retrieval_per_query, settings.retrieval_popular)
 
     every = np.arange(n_items, dtype=np.int64)
     return {

@@ -304,14 +304,13 @@ class Recommender:
     def _whole_catalogue(self, served: ServedModel, history: History) -> np.ndarray:
         """Candidates for a rank without `candidates`: every item not retired when the
         catalogue is small enough to score exhaustively (it is exact), else FAISS
-        retrieval: neighbours of the newest liked items, plus the items with the largest
+        retrieval: neighbours of the newest history items, plus the items with the largest
         learned bias."""
         allowed = ~served.catalogue.retired
         if len(served.catalogue) <= self._settings.exhaustive_max_items:
             return np.flatnonzero(allowed).astype(np.int64)
-        liked = history.items[history.ratings >= served.scale.liked][::-1]
         return served.retrieval.candidates(
-            liked[: self._settings.retrieval_queries],
+            history.items[::-1][: self._settings.retrieval_queries],
             self._settings.retrieval_per_query,
             self._settings.retrieval_popular,
             allowed,

@@ -20,9 +20,10 @@ class ItemIndex:
     Only the event loop's thread touches it, so searches and upserts never overlap."""
 
     def __init__(self, embeddings: np.ndarray, item_bias: np.ndarray | None,
-                 stored: faiss.Index | None = None):
+                 stored: faiss.Index | None = None, nprobe: int | None = None):
         """`stored`: the artifact's index of its trained items (copied, so this version's
-        upserts never reach the artifact); rows beyond it (folded items) are added."""
+        upserts never reach the artifact); rows beyond it (folded items) are added.
+        `nprobe`: IVF lists searched per query (an exact index has none)."""
         self.vectors = normalised(embeddings)
         if stored is None:
             self.index = build_index(self.vectors)
@@ -31,6 +32,8 @@ class ItemIndex:
             extra = np.arange(stored.ntotal, len(self.vectors), dtype=np.int64)
             if len(extra):
                 self.index.add_with_ids(self.vectors[extra], extra)
+        if nprobe is not None and hasattr(self.index, "nprobe"):
+            self.index.nprobe = nprobe
         # Items by learned bias, best first: what the scorer favours regardless of taste.
         self.by_bias = np.argsort(-item_bias) if item_bias is not None else np.arange(0)
 

@@ -83,7 +83,8 @@ def _assemble(artifact: Artifact, folded: dict[str, FoldedItem], mirror: Catalog
     catalogue = ItemCatalogue(ids, sources, mirror, artifact.version)
     if retrieval is None:
         vectors = predictor.item_vectors()
-        retrieval = ItemIndex(vectors.embeddings, vectors.bias, artifact.item_index)
+        retrieval = ItemIndex(vectors.embeddings, vectors.bias, artifact.item_index,
+                              settings.retrieval_probes)
     return ServedModel(artifact.version, artifact, predictor, catalogue, retrieval, folded,
                        prior)
 

@@ -26,6 +26,11 @@ BECAUSE_BATCH_MAX_WAIT_MS=0              the most a request waits for others to 
 BECAUSE_MAX_IN_FLIGHT=128                requests a process holds at once; more: 503
 BECAUSE_WORKERS=1                        processes `because serve` runs on one port
 BECAUSE_TORCH_THREADS=0                  CPU threads per scoring call; 0: cores / workers - 1
+BECAUSE_EXHAUSTIVE_MAX_ITEMS=20000       catalogues up to this size are scored whole; beyond:
+BECAUSE_RETRIEVAL_QUERIES=128            newest history items used as FAISS queries
+BECAUSE_RETRIEVAL_PER_QUERY=50           neighbours per query
+BECAUSE_RETRIEVAL_PROBES=8               IVF lists searched per query
+BECAUSE_RETRIEVAL_POPULAR=100            items of largest learned bias, always candidates
 BECAUSE_LIKE_WEIGHT=1.0                  order=recommended: weight of the predicted rating
 BECAUSE_RECOMMEND_DEPTH=100              order=recommended: best by logit the rating reranks
 BECAUSE_STORE=path                       model store: serve its current version (Redis
@@ -112,10 +117,13 @@ class Settings(BaseSettings):
 
     # Whole-catalogue ranks score every item up to this catalogue size (exact), FAISS beyond.
     exhaustive_max_items: int = Field(default=20_000, ge=0)
-    retrieval_queries: int = Field(default=32, ge=1)  # newest liked items used as FAISS queries
-    # 150 neighbours per query kept ~96% of the ranker's exhaustive top 10 on ML-100K
-    # (50: 88%, 100: 94%, 200: 97%; bench/ranking_quality.py).
-    retrieval_per_query: int = Field(default=150, ge=1)
+    # The newest history items (any rating: the ranker attends to all it reads) are FAISS
+    # queries, each for its nearest items. 128 x 50 with 8 IVF probes kept 97.8% of the
+    # ranker's exhaustive top 10 on a trained 159k-item catalogue; the newest 32 liked
+    # items x 150 kept 69.5% (bench.retrieval_recall, bench/findings.md).
+    retrieval_queries: int = Field(default=128, ge=1)
+    retrieval_per_query: int = Field(default=50, ge=1)
+    retrieval_probes: int = Field(default=8, ge=1)  # IVF lists searched per query
     retrieval_popular: int = Field(default=100, ge=0)  # top items by learned bias, always added
     explain_items: int = Field(default=3, ge=1)  # `because` entries per ranked item
     # order=recommended: ranking logit + like_weight x (predicted rating - the scale's

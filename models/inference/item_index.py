@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 EXACT_BELOW = 50_000
-NPROBE = 16
+NPROBE = 8  # the service sets its own (BECAUSE_RETRIEVAL_PROBES)
 
 
 def normalised(embeddings: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ def test_ivf_recalls_the_exact_neighbours() -> None:
     ivf = build_index(vectors, exact_below=1000, nprobe=16)
     assert isinstance(exact, faiss.IndexIDMap2) and isinstance(ivf, faiss.IndexIVFFlat)
     assert ivf.nlist == int(4 * np.sqrt(6000)) and ivf.nprobe == 16
+    assert ItemIndex(vectors, np.zeros(6000, np.float32), ivf, nprobe=4).index.nprobe == 4
     queries = vectors[:200]
     _, truth = exact.search(queries, 10)
     _, found = ivf.search(queries, 10)

@@ -266,8 +266,8 @@ async def test_retrieval_path_ranks_faiss_candidates_like_the_exhaustive_path(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://b") as c:
             items = (await c.post("/v1/rank", json={**body, "k": 100})).json()["items"]
-    # 8 liked queries x 3 neighbours: a small pool, not the catalogue
-    assert 0 < len(items) <= 8 * 3
+    # 10 history items as queries x 3 neighbours: a small pool, not the catalogue
+    assert 0 < len(items) <= 10 * 3
 
 
 def test_the_top_k_order_is_the_head_of_the_full_order() -> None:
