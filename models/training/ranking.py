@@ -6,12 +6,14 @@ Each example cuts one user's timeline at a random point: the items before the cu
 objectives:
 - "softmax" (default): a softmax over the whole catalogue with the positives as a
   multi-label target (the history's own items masked out). For catalogues of thousands of
-  items this is cheap, and it measured far better on ML-100K (README, *Ranking*).
+  items this is cheap, and it measured far better on ML-100K (README, *Ranking*); above
+  `FULL_CATALOGUE_MAX_ITEMS` it is refused.
 - "sampled": the paper's logistic loss, positives against `negatives` items drawn from the
   training popularity raised to `negative_power`, positives and negatives weighted equally.
   Its cost does not grow with the catalogue.
 Early stopping watches NDCG@10 on held-out validation users' last `horizon` items, the same
-protocol as the test, never the test split itself.
+protocol as the test, never the test split itself (above `FULL_CATALOGUE_MAX_ITEMS`, among
+popular sampled items).
 """
 
 from __future__ import annotations
