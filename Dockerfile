@@ -1,20 +1,25 @@
-# Because: the recommendation service. The model artifact is mounted at /artifact
-# (or baked in with --build-arg ARTIFACT=path/inside/context).
+# Because: the recommendation service. Dependencies first, from the lock file, in a layer
+# of their own (an edit to the sources reinstalls nothing); then the sources.
 FROM python:3.11-slim AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# CPU torch from PyTorch's CPU index keeps the image small; pass
-# --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 for a CUDA image.
+# The CPU build of torch from PyTorch's index keeps the image small; for a CUDA image:
+#   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --index-url "$TORCH_INDEX" "torch>=2.4"
-COPY pyproject.toml README.md ./
+COPY requirements.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --index-url "$TORCH_INDEX" "$(grep '^torch==' requirements.lock)" \
+ && /opt/venv/bin/pip install -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY because because
 COPY models models
 COPY service service
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 because
+# /state: compose's volume for the model, the data and the key; a new volume takes this
+# folder's owner, so setup writes there without root.
+RUN useradd --create-home --uid 10001 because && mkdir /state && chown because:because /state
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

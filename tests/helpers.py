@@ -1,12 +1,20 @@
-"""Helpers shared by tests: an in-process client, Redis snapshots, free ports, and the
-planted users' ratings and histories. Fixtures live in the conftest files."""
+"""Helpers shared by tests: an in-process client, the service as a real process, Redis
+snapshots, free ports, and the planted users' ratings and histories. Fixtures live in the
+conftest files."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import httpx
 import numpy as np
@@ -123,6 +131,55 @@ def undecoded(raw: redis.Redis | redis.RedisCluster
         yield redis.Redis(connection_pool=own)
     finally:
         own.disconnect()
+
+
+WRITER = "w-proc-4e1b7d2a9c"  # the write key `serve` starts a process with
+STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
+
+
+def serve(
+    artifact: Path, redis: RedisTarget | None, key_prefix: str, port: int,
+    output: int | IO = subprocess.PIPE, options: tuple[str, ...] = (),
+    data_dir: Path | None = None, environment: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
+    """`because serve` with `options`, `WRITER` its one API key unless `environment` (set
+    last) says otherwise; its log is piped back unless `output` says otherwise (a process
+    whose pipe nobody reads blocks once the pipe is full). Without `redis` it starts its
+    embedded Redis in `data_dir`."""
+    env = {
+        **os.environ,
+        "BECAUSE_KEY_PREFIX": key_prefix,
+        "BECAUSE_API_KEYS": json.dumps({WRITER: "write"}),
+    }
+    for name in ("REDIS_URL", "BECAUSE_REDIS_URL"):
+        env.pop(name, None)
+    if redis is not None:
+        env["REDIS_URL"] = redis.url
+        env["BECAUSE_REDIS_CLUSTER"] = str(redis.cluster).lower()
+    if data_dir is not None:
+        env["BECAUSE_DATA_DIR"] = str(data_dir)
+    env.update(environment or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "because.cli", "serve", "--artifact", str(artifact),
+         "--port", str(port), *options],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(process: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout and process.stdout.read()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("service did not become ready")
 
 
 def free_port() -> int:

@@ -1,17 +1,25 @@
-"""Our top-N metric code against an independent implementation, the `ranx` package."""
+"""Our top-N metric code against an independent implementation's figures.
+
+The reference values below were computed once by the `ranx` package (0.3.21, its
+`ranx.metrics` functions on the same seeded rankings, run-padded with id -1 after the unseen
+items) and are kept here so the test suite does not install ranx and its 37 dependencies.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from ranx.metrics import hit_rate, ndcg, recall, reciprocal_rank
 
 from models.evaluation.ranking import RankingTask, evaluate_ranking
 
+RANX_FIGURES = {
+    "ndcg": 0.11088163730383682,
+    "recall": 0.12071428571428572,
+    "hit_rate": 0.4666666666666667,
+    "mrr": 0.2205092592592593,
+}
 
-# ranx compiles with numba on first use (its low-level metrics only: the Qrels/Run layer
-# would triple the compile time), and numba warns about one of its own casts.
-@pytest.mark.filterwarnings("ignore:unsafe cast")
+
 def test_metrics_agree_with_ranx_on_random_rankings() -> None:
     rng = np.random.default_rng(0)
     n_users, n_items, k = 60, 80, 10
@@ -26,24 +34,7 @@ def test_metrics_agree_with_ranx_on_random_rankings() -> None:
 
     ours = evaluate_ranking(task, lambda rows: scores[rows], k=k, batch=16)
 
-    # ranx's arrays: per user, (id, relevance) rows padded with relevance 0 (ignored), and
-    # the unseen items as (id, score) best first, padded after the top k with id -1.
-    qrels = np.zeros((n_users, k, 2))
-    run = np.full((n_users, n_items, 2), -1.0)
-    for row in range(n_users):
-        rel = sorted(relevant[row])
-        qrels[row, : len(rel)] = [[i, 1.0] for i in rel]
-        qrels[row, len(rel) :, 0] = -2.0
-        unseen = np.setdiff1d(np.arange(n_items), seen[row])
-        ranked = unseen[np.argsort(-scores[row, unseen])]
-        run[row, : len(ranked)] = np.column_stack([ranked, scores[row, ranked]])
-    theirs = {
-        "ndcg": ndcg(qrels, run, k), "recall": recall(qrels, run, k),
-        "hit_rate": hit_rate(qrels, run, k), "mrr": reciprocal_rank(qrels, run, k),
-    }
-
     # Relevant sets hold at most k items, where ranx's Recall@k (hits / |relevant|) and ours
     # (hits / min(k, |relevant|)) are the same quantity.
-    assert 0 < ours["ndcg"] < 1  # the random rankings hit some relevant items, not all
-    for name, per_user in theirs.items():
-        assert ours[name] == pytest.approx(float(np.mean(per_user)), abs=1e-9), name
+    for name, theirs in RANX_FIGURES.items():
+        assert ours[name] == pytest.approx(theirs, abs=1e-9), name

@@ -14,65 +14,26 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
 import httpx
 import psutil
 import pytest
 
-from tests.helpers import RedisTarget, free_port, liked_and_disliked, stored_history
-
-WRITER = "w-proc-4e1b7d2a9c"
-STARTUP_S = 180  # torch import and artifact load on a busy 2-core machine
+from tests.helpers import (
+    STARTUP_S,
+    WRITER,
+    RedisTarget,
+    free_port,
+    liked_and_disliked,
+    serve,
+    stored_history,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def serve(
-    artifact: Path, redis: RedisTarget | None, key_prefix: str, port: int,
-    output: int | IO = subprocess.PIPE, options: tuple[str, ...] = (),
-    data_dir: Path | None = None,
-) -> subprocess.Popen:
-    """`because serve` with `options`; its log is piped back unless `output` says otherwise
-    (a process whose pipe nobody reads blocks once the pipe is full). Without `redis` it
-    starts its embedded Redis in `data_dir`."""
-    env = {
-        **os.environ,
-        "BECAUSE_KEY_PREFIX": key_prefix,
-        "BECAUSE_API_KEYS": json.dumps({WRITER: "write"}),
-    }
-    for name in ("REDIS_URL", "BECAUSE_REDIS_URL"):
-        env.pop(name, None)
-    if redis is not None:
-        env["REDIS_URL"] = redis.url
-        env["BECAUSE_REDIS_CLUSTER"] = str(redis.cluster).lower()
-    if data_dir is not None:
-        env["BECAUSE_DATA_DIR"] = str(data_dir)
-    return subprocess.Popen(
-        [sys.executable, "-m", "because.cli", "serve", "--artifact", str(artifact),
-         "--port", str(port), *options],
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_ready(process: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout and process.stdout.read()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("service did not become ready")
 
 
 def refuses_connections(port: int) -> bool:
