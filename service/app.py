@@ -6,7 +6,8 @@ item codes -> the catalogue (seeded from the model's items on first start, mirro
 predictor and FAISS index -> micro-batcher -> optional one-time import of demo ratings ->
 the lifecycle's follower and fold-in worker.
 
-Middleware, outermost first: CORS (only when origins are configured), metrics, load
+Middleware, outermost first: request id and access line (`service.request_id`: so every
+answer carries X-Request-ID), CORS (only when origins are configured), metrics, load
 shedding (503 past BECAUSE_MAX_IN_FLIGHT), body size limit (413); then the routes, each
 with its access check (API key scope, rate limit).
 """
@@ -43,6 +44,7 @@ from service.rate_limit import RateLimiter
 from service.rating_store import RatingStore
 from service.recommender import Recommender
 from service.redis_client import redis_connection
+from service.request_id import HEADER, RequestContext
 from service.routes import demo, health, items, model, ranking, users
 from service.served_model import score_batch, serve
 from service.settings import Settings
@@ -83,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mirror = CatalogueMirror([item async for item in items.scan()])
             served = serve(artifact, {}, mirror, settings, device)
             ratings = RatingStore(client, keys, codes, settings.history_cap,
-                                  settings.redis_wait_replicas, settings.redis_wait_ms)
+                                  settings.redis_wait_replicas, settings.redis_wait_ms,
+                                  metrics.redis_call)
             lifecycle = Lifecycle(served, client, mirror, items, ratings, events, keys,
                                   settings, device, metrics, store,
                                   pointer if store is not None else None)
@@ -92,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.batch_max_size,
                 settings.batch_max_wait_ms / 1000,
                 metrics.batch_size.observe,
+                metrics.scorer_seconds.observe,
             )
+            metrics.scorer_queue_depth.set_function(lambda: batcher.waiting)
             if settings.import_ratings is not None:
                 written = await import_ratings(client, ratings, settings.import_ratings, keys)
                 log.info("imported %d ratings from %s", written, settings.import_ratings)
@@ -106,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     keys,
                     settings.rate_limit_per_s,
                     settings.rate_limit_burst,
+                    metrics.redis_call,
                 )
             app.state.services = Services(settings, recommender, metrics, api_keys, limiter)
             if not api_keys:
@@ -133,7 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["*"],
+            expose_headers=[HEADER, "Retry-After"],
         )
+    app.add_middleware(RequestContext)
     app.include_router(users.router)
     app.include_router(ranking.router)
     app.include_router(items.router)

@@ -1,8 +1,10 @@
 """Gathers concurrent scoring requests into micro-batches.
 
-    MicroBatcher(run, max_size=32, max_wait_s=0.002)
+    MicroBatcher(run, max_size=32, max_wait_s=0.002, on_batch=None, on_scored=None)
     max_size   requests per batch; 1 turns batching off
     max_wait_s the most the first request of a batch waits for company
+    on_batch   told each batch's size (requests)
+    on_scored  told each batch's scoring time (s, `run` alone, on the scoring thread)
 
 A lone request pays at most max_wait_s. Batches run on one worker thread, so the event
 loop keeps accepting requests, which queue up and form the next batch while this one runs.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -28,11 +31,13 @@ class MicroBatcher(Generic[Job, Result]):
         max_size: int,
         max_wait_s: float,
         on_batch: Callable[[int], None] | None = None,
+        on_scored: Callable[[float], None] | None = None,
     ):
         self._run = run
         self._max_size = max_size
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
+        self._on_scored = on_scored
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Result]]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
         self._task: asyncio.Task[None] | None = None
@@ -45,6 +50,11 @@ class MicroBatcher(Generic[Job, Result]):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the next batch (not those of the batch being scored)."""
+        return self._queue.qsize()
 
     async def submit(self, job: Job) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -76,7 +86,7 @@ class MicroBatcher(Generic[Job, Result]):
                 self._on_batch(len(live))
             try:
                 results = await loop.run_in_executor(
-                    self._executor, self._run, [job for job, _ in live]
+                    self._executor, self._timed_run, [job for job, _ in live]
                 )
             except Exception as exc:  # one bad batch must not kill the loop
                 log.exception("scoring batch failed")
@@ -87,3 +97,13 @@ class MicroBatcher(Generic[Job, Result]):
             for (_, fut), result in zip(live, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
+
+    def _timed_run(self, jobs: list[Job]) -> list[Result]:
+        """`run`, timed on the scoring thread: the wait for the thread (an explanation
+        running, `call`) is not the scorer's time."""
+        started = time.perf_counter()
+        try:
+            return self._run(jobs)
+        finally:
+            if self._on_scored is not None:
+                self._on_scored(time.perf_counter() - started)

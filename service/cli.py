@@ -70,6 +70,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202 - avoids importing sett
         overrides["store"] = args.store
     if getattr(args, "workers", None) is not None:
         overrides["workers"] = args.workers
+    if getattr(args, "verbose", False):
+        overrides["log_level"] = "DEBUG"  # `because -v serve`: wins over BECAUSE_LOG_LEVEL
     return Settings(**overrides)
 
 

@@ -101,6 +101,7 @@ class Lifecycle:
         self._settings = settings
         self._device = device
         self._metrics = metrics
+        metrics.serving(served.version, str(device))
         self._store = store
         self._pointer = pointer
         self._release = client.register_script(_RELEASE)
@@ -258,6 +259,7 @@ class Lifecycle:
         self.activated_at = time.time()
         self.last_error = None
         self._metrics.model_swaps.labels("ok").inc()
+        self._metrics.serving(version, str(self._device))
         log.info("%s: now serving model %s (previous %s)", how, version,
                  self.previous.version if self.previous else None)
 

@@ -27,6 +27,9 @@ class LoadShedder:
         self.max_in_flight = max_in_flight
         self.metrics = metrics
         self.in_flight = 0  # the event loop is one thread: no lock needed
+        # because_requests_in_flight is this count, read at each scrape: one number, kept
+        # in one place.
+        metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in NEVER_SHED:

@@ -8,16 +8,21 @@ the bucket atomically, on Redis's clock, so concurrent requests and replicas (wi
 own clocks) can never spend the same token twice. When Redis does not answer, requests are
 let through: the limiter must not turn a Redis outage into an outage of the routes that
 need no Redis (the routes that do answer 503 on their own).
+
+The script's time goes to `observe("rate_limit", seconds)`, as the rating store's
+operations do (`service.rating_store`: why there and not at the client).
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 from redis.exceptions import RedisError
 
 from service.errors import RateLimited
 from service.keys import Keys
+from service.rating_store import Observe
 from service.redis_client import Client
 
 # KEYS[1]: bucket. ARGV: tokens per second, burst, expiry in ms.
@@ -44,8 +49,10 @@ return {spent, tostring(wait)}
 
 
 class RateLimiter:
-    def __init__(self, client: Client, keys: Keys, per_s: float, burst: int):
+    def __init__(self, client: Client, keys: Keys, per_s: float, burst: int,
+                 observe: Observe | None = None):
         self._keys = keys
+        self._observe = observe
         self._per_s = per_s
         self._burst = burst
         # A bucket idle long enough to be full again is the same as no bucket.
@@ -57,12 +64,16 @@ class RateLimiter:
 
     async def take(self, identity: str) -> None:
         """Spends one token of this caller's bucket; raises RateLimited when it is empty."""
+        started = time.perf_counter()
         try:
             spent, wait = await self._take(
                 keys=[self.key(identity)], args=[self._per_s, self._burst, self._expiry_ms]
             )
         except (RedisError, OSError):
             return
+        finally:
+            if self._observe is not None:
+                self._observe("rate_limit", time.perf_counter() - started)
         if not int(spent):
             retry_after = max(1, math.ceil(float(wait)))
             raise RateLimited(

@@ -16,11 +16,24 @@ With `wait_replicas`, a write is acknowledged only once that many replicas hold 
 WAIT behind the script, `write_then_wait`): an acknowledged rating then survives its
 master's death. A replica that does not confirm in time is a 503 with Retry-After;
 retrying is safe, as a re-rating replaces.
+
+Each operation's Redis time (a wait for a free connection included: the request pays
+it) goes to `observe(operation, seconds)`; the app passes `Metrics.redis_call`, so it is
+because_redis_seconds{operation}. Timed here, per store operation, rather than per command
+at the client: redis-py's asyncio client has no command hook, so that would mean
+subclassing both client kinds and their pipelines inside the connection code; it would
+name commands (EVALSHA, GET) where an operator asks how long a history write takes; and
+the event follower's blocking XREAD would read as 200 ms of latency. This store is the
+Redis that requests wait on: every score, rank and explanation reads one history, every
+rating POST writes one. The rate limiter times its token the same way; the catalogue
+and item codes answer from memory, and their rare misses are not timed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +46,8 @@ from service.redis_client import Client, store_errors, write_then_wait
 FORMAT = b"\x01"
 RECORD = np.dtype([("code", ">u4"), ("rating", ">i2"), ("timestamp", ">u4")])
 HUNDREDTHS = 100
+
+Observe = Callable[[str, float], None]  # (operation, seconds)
 
 # KEYS[1]: history. ARGV[1]: cap, ARGV[2]: the new records, ARGV[3]: the format byte.
 # Records are compared as numbers read from their bytes (Lua's string order follows the
@@ -83,8 +98,9 @@ class RatingStore:
     """Reads and writes users' ratings; every Redis failure becomes StoreUnavailable (503)."""
 
     def __init__(self, client: Client, keys: Keys, codes: ItemCodes, cap: int,
-                 wait_replicas: int = 0, wait_ms: int = 0):
+                 wait_replicas: int = 0, wait_ms: int = 0, observe: Observe | None = None):
         self._client = client
+        self._observe = observe
         self._keys = keys
         self._codes = codes
         self._cap = cap
@@ -94,13 +110,13 @@ class RatingStore:
 
     async def read(self, user_id: str) -> list[Rating]:
         """The user's history, oldest first; empty for a user never seen."""
-        with store_errors("rating store"):
+        with self._redis("history_read"):
             raw = await self._client.get(self._keys.history(user_id))
         return await self.decode(raw)
 
     async def read_many(self, user_ids: list[str]) -> list[list[Rating]]:
         """Several users' histories: one pipelined round trip (per node, in a cluster)."""
-        with store_errors("rating store"):
+        with self._redis("history_read_many"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for user_id in user_ids:
                     pipe.get(self._keys.history(user_id))
@@ -113,9 +129,9 @@ class RatingStore:
         key = self._keys.history(user_id)
         args = [self._cap, await self._encode(list(ratings)), FORMAT]
         if not self._wait_replicas:
-            with store_errors("rating store"):
+            with self._redis("history_write"):
                 return int(await self._merge(keys=[key], args=args))
-        with store_errors("rating store"):
+        with self._redis("history_write"):
             size, confirmed = await write_then_wait(
                 self._client, key, ("EVAL", _MERGE_SCRIPT, 1, key, *args),
                 self._wait_replicas, self._wait_ms)
@@ -138,12 +154,24 @@ class RatingStore:
                 await pipe.execute()
 
     async def delete(self, user_id: str) -> None:
-        with store_errors("rating store"):
+        with self._redis("history_delete"):
             await self._client.delete(self._keys.history(user_id))
 
     async def ping(self) -> None:
-        with store_errors("rating store"):
+        with self._redis("ping"):
             await self._client.ping()
+
+    @contextmanager
+    def _redis(self, operation: str) -> Iterator[None]:
+        """One Redis operation: a failure becomes StoreUnavailable (503), the time, failed
+        or not, is observed."""
+        started = time.perf_counter()
+        try:
+            with store_errors("rating store"):
+                yield
+        finally:
+            if self._observe is not None:
+                self._observe(operation, time.perf_counter() - started)
 
     async def decode(self, raw: bytes | None) -> list[Rating]:
         if not raw:

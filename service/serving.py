@@ -21,8 +21,8 @@ stream from its own position, and the fold-in lease lets one process fold at a t
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
+import logging.config
 import os
 import time
 from collections.abc import Iterator
@@ -31,17 +31,20 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from service.logs import log_config
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Each line names its process: N workers write to one log.
-WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 GRACEFUL_SHUTDOWN_S = 10  # requests in flight get this long after SIGTERM
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
-    """Serves until stopped; the exit status (uvicorn's 3 when a worker failed to start)."""
+    """Serves until stopped; the exit status (uvicorn's 3 when a worker failed to start).
+    Logging is set up first (BECAUSE_LOG_FORMAT, BECAUSE_LOG_LEVEL), so every line, uvicorn's
+    and a worker's included, has one format (`service.logs`); uvicorn applies the same
+    set-up again in each worker, which inherits none."""
+    logging.config.dictConfig(log_config(settings))
     if settings.workers > 1:
         return _serve_workers(settings, host, port)
     import torch
@@ -50,8 +53,8 @@ def serve(settings: Settings, host: str, port: int) -> int:
 
     # Process-wide, so set by the process that serves rather than by the app factory.
     torch.set_num_threads(settings.scoring_threads)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings),
+                access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
 
 
@@ -93,8 +96,8 @@ def _serve_workers(settings: Settings, host: str, port: int) -> int:
             host=host,
             port=port,
             workers=settings.workers,
-            log_level="info",
-            log_config=_log_config(logging.getLogger().getEffectiveLevel()),
+            log_config=log_config(settings),
+            access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])
@@ -127,27 +130,16 @@ def _one_redis(settings: Settings) -> Iterator[Settings]:
 
 def _import_once(settings: Settings) -> None:
     from service.importer import import_ratings
+    from service.item_codes import ItemCodes
+    from service.keys import Keys
     from service.rating_store import RatingStore
     from service.redis_client import redis_connection
 
     async def run() -> int:
         async with redis_connection(settings) as client:
-            store = RatingStore(client, settings.key_prefix, settings.history_cap)
-            return await import_ratings(
-                client, store, settings.import_ratings, settings.key_prefix
-            )
+            keys = Keys(settings.key_prefix)
+            store = RatingStore(client, keys, ItemCodes(client, keys), settings.history_cap)
+            return await import_ratings(client, store, settings.import_ratings, keys)
 
     written = asyncio.run(run())
     log.info("imported %d ratings from %s", written, settings.import_ratings)
-
-
-def _log_config(level: int) -> dict:
-    """uvicorn's logging set-up plus ours (the root logger at the command's level): a
-    spawned worker inherits none, and uvicorn applies this one in each worker."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["formatters"]["because"] = {"format": WORKER_LOG_FORMAT}
-    config["handlers"]["because"] = {
-        "class": "logging.StreamHandler", "formatter": "because", "stream": "ext://sys.stderr",
-    }
-    config["root"] = {"handlers": ["because"], "level": logging.getLevelName(level)}
-    return config

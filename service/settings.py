@@ -40,6 +40,9 @@ BECAUSE_FOLD_MIN_RATERS=3                raters a new item needs before it is fo
 BECAUSE_FOLD_MAX_RATERS=100              raters fold-in reads; past them no more refolds
 BECAUSE_FOLD_INTERVAL_S=0.5              how often a process tries the fold-in lease
 BECAUSE_MODEL_CHECK_S=5                  the version pointer check, should events be missed
+BECAUSE_LOG_FORMAT=text                  text, or json: one object a line (time, level,
+                                         logger, message, request_id, exc_info)
+BECAUSE_LOG_LEVEL=INFO                   DEBUG, INFO, WARNING, ERROR; `because -v`: DEBUG
 
 Ratings outside the model's scale, NaN and infinities are always refused (422).
 """
@@ -50,7 +53,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.inference.defaults import DEPTH, LIKE_WEIGHT
@@ -138,6 +141,18 @@ class Settings(BaseSettings):
     fold_batch: int = Field(default=32, ge=1)  # items one lease holder folds per turn
     fold_lease_s: float = Field(default=30.0, gt=0)  # a dead holder's lease expires
     model_check_s: float = Field(default=5.0, gt=0)
+
+    # Applied by `because serve` to every logger, uvicorn's included (`service.logs`).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """json or JSON, info or INFO."""
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @property
     def redis_wait_ms(self) -> int:

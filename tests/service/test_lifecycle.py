@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.artifact import load_artifact, save_artifact
 from models.data.readers import read_ratings
@@ -246,6 +247,13 @@ async def serving(client: httpx.AsyncClient, version: str) -> bool:
     return (await client.get("/v1/model")).json()["version"] == version
 
 
+async def model_info(client: httpx.AsyncClient) -> list[str]:
+    """The because_model_info series /metrics holds: the served version's alone."""
+    text = (await client.get("/metrics")).text
+    return [s.labels["version"] for family in text_string_to_metric_families(text)
+            if family.name == "because_model_info" for s in family.samples if s.value == 1]
+
+
 async def test_a_swap_under_concurrent_requests_fails_none_and_rolls_back_exactly(
     from_store: tuple[Settings, ModelStore, str, str], planted
 ) -> None:
@@ -255,6 +263,7 @@ async def test_a_swap_under_concurrent_requests_fails_none_and_rolls_back_exactl
     async with app(settings) as client:
         before = (await client.post("/v1/rank", json=ask)).json()
         assert before["model_version"] == first
+        assert await model_info(client) == [first]
         answers: list[httpx.Response] = []
         stop = asyncio.Event()
 
@@ -266,6 +275,7 @@ async def test_a_swap_under_concurrent_requests_fails_none_and_rolls_back_exactl
         await asyncio.sleep(0.2)
         await activate(settings, second)
         await until(lambda: serving(client, second), "the swap to the second version")
+        assert await model_info(client) == [second]
         await asyncio.sleep(0.2)
         stop.set()
         await asyncio.gather(*workers)
@@ -282,6 +292,7 @@ async def test_a_swap_under_concurrent_requests_fails_none_and_rolls_back_exactl
 
         await activate(settings, first)  # the rollback
         await until(lambda: serving(client, first), "the rollback")
+        assert await model_info(client) == [first]
         assert (await client.post("/v1/rank", json=ask)).json() == before
 
 

@@ -237,12 +237,15 @@ def test_two_workers_answer_on_one_port_from_one_embedded_redis(
 ) -> None:
     """`because serve --workers 2` without REDIS_URL: two worker processes under the
     supervisor. Each answers alone (the other stopped) and reads what the other wrote: one
-    Redis, the one the supervisor started. SIGTERM ends both, then the Redis, its data
-    saved."""
+    Redis, the one the supervisor started, where it imported the demo ratings once before
+    the workers started. SIGTERM ends both, then the Redis, its data saved."""
     port, log = free_port(), tmp_path / "serve.log"
+    demo = tmp_path / "demo.csv"
+    demo.write_text("user_id,item_id,rating,timestamp\ndemo,i3,5,10\ndemo,i4,2,11\n")
     with log.open("w") as output:
         supervisor = serve(artifact_dir, None, "because", port, output=output,
-                           options=("--workers", "2"), data_dir=tmp_path / "var")
+                           options=("--workers", "2", "--import-ratings", str(demo)),
+                           data_dir=tmp_path / "var")
     stopped_at_end.append(supervisor)
     wait_ready(supervisor, port)
     deadline = time.monotonic() + STARTUP_S
@@ -253,6 +256,10 @@ def test_two_workers_answer_on_one_port_from_one_embedded_redis(
     workers = {int(pid) for pid in workers}
     assert len(workers) == 2
     assert workers <= {c.pid for c in psutil.Process(supervisor.pid).children()}
+
+    imported = httpx.get(f"http://127.0.0.1:{port}/v1/users/demo/ratings", timeout=30).json()
+    assert [r["item_id"] for r in imported["ratings"]] == ["i4", "i3"]
+    assert log.read_text().count("imported 2 ratings") == 1
 
     auth = {"Authorization": f"Bearer {WRITER}"}
     for n, (alone, stopped) in enumerate(itertools.permutations(workers)):
