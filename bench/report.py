@@ -1,9 +1,11 @@
-"""bench/RESULTS.md and one bar chart per table, from the newest line of each results file.
+"""bench/RESULTS.md and its charts, from the newest line of each results file.
 
 Nothing is measured here: every figure comes from bench/results/{rating,new_users,
 ranking,ranker_ablation,serve,new_user_speed,scaling}.jsonl, with the date, machine,
 commit and package versions of the run that wrote it. A results file that is missing is
-reported as not run. Needs matplotlib (bench extra).
+reported as not run. The charts (`bench.charts`: quality bars with their folds and seeds,
+latency against throughput, cost growth) are drawn into bench/results/ and linked from
+the report. Needs matplotlib (bench extra).
 The hand-written notes in bench/findings.md, where present, are appended after the tables.
 
     .venv/bin/python -m bench.report
@@ -12,10 +14,12 @@ The hand-written notes in bench/findings.md, where present, are appended after t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import mean, stdev
 
+from bench.charts import bar_chart, load_chart, scaling_charts
 from bench.record import RESULTS_DIR
 
 REPORT = Path(__file__).parent / "RESULTS.md"
@@ -23,40 +27,15 @@ FINDINGS = Path(__file__).parent / "findings.md"
 RANKING_METRICS = ("ndcg", "recall", "hit_rate", "mrr")
 
 
-def newest(name: str) -> dict | None:
-    """The last line of bench/results/<name>.jsonl, or None when there is none."""
+def newest(name: str, where: Callable[[dict], bool] | None = None) -> dict | None:
+    """The last line of bench/results/<name>.jsonl (the last one `where` accepts, when
+    given), or None when there is none."""
     path = RESULTS_DIR / f"{name}.jsonl"
     if not path.exists():
         return None
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else None
-
-
-def bar_chart(path: Path, title: str, labels: Sequence[str], values: Sequence[float],
-              xlabel: str, highlight: str = "attentive") -> None:
-    """A horizontal bar chart, our models in a second colour, each bar labelled with its
-    value; the axis starts near the smallest value so small gaps stay visible."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.2))
-    colours = ["tab:orange" if label.startswith(highlight) else "tab:blue" for label in labels]
-    positions = range(len(labels))
-    ax.barh(positions, values, color=colours)
-    ax.set_yticks(list(positions), labels)
-    ax.invert_yaxis()
-    low, high = min(values), max(values)
-    span = max(high - low, 0.01 * high)
-    ax.set_xlim(max(0.0, low - 0.3 * span), high + 0.3 * span)
-    for y, v in zip(positions, values, strict=True):
-        ax.text(v, y, f" {v:.4f}", va="center", fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if where is None or where(row)]
+    return rows[-1] if rows else None
 
 
 def _provenance(row: dict) -> str:
@@ -85,14 +64,18 @@ def rating_section(row: dict | None) -> list[str]:
         only_first = [n for n in per_fold if n not in mean]
         lines += [f"Mean over u{', u'.join(map(str, folds))}; models run on every fold only"
                   + (f" ({', '.join(only_first)}: u{first} only)" if only_first else "") + ":",
-                  "", "| model | RMSE | MAE | per fold RMSE |", "| --- | --- | --- | --- |"]
+                  "", "| model | RMSE | sd over folds | MAE | per fold RMSE |",
+                  "| --- | --- | --- | --- | --- |"]
+        runs = {name: [row["per_fold"][str(f)][name]["rmse"] for f in folds] for name in mean}
         for name, r in mean.items():
-            per = " ".join(f"{row['per_fold'][str(f)][name]['rmse']:.4f}" for f in folds)
-            lines.append(f"| {name} | {r['rmse']:.4f} | {r['mae']:.4f} | {per} |")
+            per = " ".join(f"{v:.4f}" for v in runs[name])
+            lines.append(f"| {name} | {r['rmse']:.4f} | {stdev(runs[name]):.4f} | "
+                         f"{r['mae']:.4f} | {per} |")
         lines += ["", "![mean](results/rating_mean.png)", ""]
         bar_chart(RESULTS_DIR / "rating_mean.png",
-                  f"Rating prediction, mean over {len(folds)} folds", list(mean),
-                  [r["rmse"] for r in mean.values()], "RMSE (lower is better)")
+                  f"Rating prediction, mean ± sd over {len(folds)} folds (dots: each fold)",
+                  list(mean), [r["rmse"] for r in mean.values()], "RMSE (lower is better)",
+                  runs=list(runs.values()))
     return lines
 
 
@@ -147,6 +130,16 @@ def ablation_section(row: dict | None) -> list[str]:
     for r in row["runs"]:
         lines.append(f"| {r['variant']} | {r['seed']} | {r['ndcg']:.4f} | {r['recall']:.4f} "
                      f"| {r['best_epoch']} |")
+    variants: dict[str, list[float]] = {}
+    for r in row["runs"]:
+        variants.setdefault(r["variant"], []).append(r["ndcg"])
+    seeds = max(map(len, variants.values()))
+    bar_chart(RESULTS_DIR / "ranker_ablation.png",
+              f"Ranker ablation, NDCG@10, mean ± sd over {seeds} seeds (dots: each seed)",
+              ["attentive ranker: " + v for v in variants] + ["ease"],
+              [mean(v) for v in variants.values()] + [row["ease"]["ndcg"]],
+              "NDCG@10 (higher is better)", runs=[*variants.values(), None])
+    lines += ["", "![ranker ablation](results/ranker_ablation.png)"]
     f = row["faithfulness"]
     lines += ["", f"Faithfulness over {f['pairs']} (user, top-10 item) pairs: mean ranking-score "
               f"drop removing the most attended item {f['mean_drop_mean_hops']:.4f} (hops "
@@ -289,9 +282,11 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                          f"sum of the floors: HTTP + Redis {floor:.2f} ms, `Predictor.run` in "
                          f"process {compute['scorer_run_p50_ms']:.2f} ms (the ranker's forward "
                          f"alone {compute['ranker_forward_p50_ms']:.2f} ms).")
-        lines += ["", "Micro-batching off, rank with 1000 candidates: " + ", ".join(
-            f"c = {c}: {f['per_second']:.0f} req/s" for c, f in
-            serve["batching_off"].items()) + ".", ""]
+        lines.append("")
+        if serve["batching_off"]:
+            lines += ["Micro-batching off, rank with 1000 candidates: " + ", ".join(
+                f"c = {c}: {f['per_second']:.0f} req/s" for c, f in
+                serve["batching_off"].items()) + ".", ""]
         explained = serve.get("explanations")
         if explained is not None:
             lines += [f"Explanations: `/v1/rank` over the whole catalogue, k = 10, one client, "
@@ -299,6 +294,7 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                       f"{explained['with']['p50_ms']:.2f} ms against "
                       f"{explained['without']['p50_ms']:.2f} ms, "
                       f"x{explained['p50_ratio']:.2f} (goal: at most x1.5).", ""]
+    lines += load_lines(serve, newest("serve", lambda row: max(map(len, row["load"].values())) > 1))
     lines += request_path_lines(newest("request_path"))
     recovery = newest("recovery")
     if recovery is not None:
@@ -315,10 +311,31 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
     if scaling is not None:
         lines += [_provenance(scaling), "", "Cost growth (`bench/scaling.py`, "
                   f"{scaling['device']}):", ""]
-        lines += [f"![{name}](results/scaling_{name}_{scaling['device'].split(':')[0]}.png)"
-                  for name in ("history_length", "candidates", "catalogue")]
+        lines += [f"![{name}](results/{path.name})"
+                  for name, path in scaling_charts(scaling, RESULTS_DIR).items()]
         lines.append("")
     return lines
+
+
+def load_lines(newest_run: dict | None, swept: dict | None) -> list[str]:
+    """Latency against throughput (p50 and p99, one line per endpoint through its
+    concurrencies), from the newest serve run that measured more than one concurrency:
+    the newest run may have measured one alone."""
+    if swept is None:
+        return []
+    off = swept.get("batching_off")
+    load_chart(RESULTS_DIR / "serve_load.png",
+               f"wrk against the service, {swept['seconds_per_run']} s per point, "
+               f"{swept['machine']}, commit {swept['commit']}", swept["load"],
+               {"POST /v1/rank (1000 candidates), micro-batching off": off} if off else None)
+    levels = sorted({c for by_c in swept["load"].values() for c in by_c}, key=int)
+    lines = ["Latency against throughput at concurrency " + ", ".join(levels)
+             + (" (the run above)" if swept == newest_run
+                else ", from the newest run that measured more than one concurrency") + ":",
+             ""]
+    if swept != newest_run:
+        lines += [_provenance(swept), ""]
+    return lines + ["![latency against throughput](results/serve_load.png)", ""]
 
 
 def request_path_lines(row: dict | None) -> list[str]:

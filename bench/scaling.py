@@ -9,7 +9,8 @@ depend on the weights' values), so it needs no trained artifact and runs the sam
   beside scoring every item;
 - jobs per micro-batch 1..128 (1000 candidates each): candidates scored per second.
 Each figure is the median of repeated Predictor.run calls (the service's scoring call).
-Writes bench/results/scaling.jsonl and a log-log PNG per axis.
+Writes bench/results/scaling.jsonl and a chart per axis (`bench.charts.scaling_charts`,
+which `bench.report` draws again from the record).
 
     .venv/bin/python -m bench.scaling --device auto
 """
@@ -19,11 +20,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.charts import scaling_charts
 from bench.record import RESULTS_DIR, append_result
 from models.artifact import Artifact
 from models.data.table import Catalogue, IdMap, RatingScale
@@ -167,39 +168,9 @@ def main() -> None:
               f"({f['candidates']} candidates), retrieve + score {f['retrieve_and_score_ms']:.2f}"
               f" ms, score every item {f['score_every_item_ms']:.1f} ms, index build "
               f"{f['index_build_s']:.1f} s")
-    plot(figures, str(device))
-    print(f"appended to {append_result('scaling', {'device': str(device), **figures})}")
-
-
-def plot(figures: dict, device: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    catalogue = figures["catalogue"]
-    panels = [
-        ("history_length", "history length (items)",
-         {"Predictor.run": figures["history_length"]}),
-        ("candidates", "candidates", {"Predictor.run": figures["candidates"]}),
-        ("catalogue", "catalogue size (items)", {
-            name: {n: f[key] for n, f in catalogue.items()}
-            for name, key in (("FAISS retrieval", "retrieval_ms"),
-                              ("retrieval + scoring", "retrieve_and_score_ms"),
-                              ("scoring every item", "score_every_item_ms"))
-        }),
-    ]
-    for name, label, series in panels:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for line, values in series.items():
-            ax.plot(list(values), list(values.values()), marker="o", label=line)
-        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="median ms",
-               title=f"cost by {label.split(' (')[0]} ({device})")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(Path(RESULTS_DIR) / f"scaling_{name}_{device.split(':')[0]}.png", dpi=120)
-        plt.close(fig)
+    record = {"device": str(device), **figures}
+    scaling_charts(record, RESULTS_DIR)
+    print(f"appended to {append_result('scaling', record)}")
 
 
 if __name__ == "__main__":
