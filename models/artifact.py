@@ -1,6 +1,7 @@
 """The artifact: what training hands to the service. safetensors + JSON, never pickle.
 
-    DIR/model.safetensors   rating model weights, its item tables included
+    DIR/model.safetensors   rating model weights, its item tables included (absent from an
+                            artifact trained on interactions alone: "rating": null)
     DIR/ranker.safetensors  ranking model weights and its frozen item embeddings
     DIR/items.json          item catalogue in model order: [{"id", "title", "genres"}]
     DIR/items.faiss         the retrieval index over the ranker's item embeddings, FAISS's
@@ -12,7 +13,9 @@
 Loading verifies the format version and every checksum (`models.manifest`, which needs no
 torch) and every tensor's shape, and says which check failed; a service never starts on a
 damaged or mismatched artifact. Format 1 (both architectures stored twice, in a model and
-a training config) still loads.
+a training config) still loads. An artifact trained on interactions without ratings holds
+the ranking model alone (`rating_model` None): format 2 still, since an artifact with both
+models is written and loaded exactly as before.
 This module imports no training code: serving loads artifacts through it.
 """
 
@@ -38,6 +41,7 @@ from models.manifest import (
     RANKER_WEIGHTS,
     WEIGHTS,
     ArtifactError,
+    has_rating_model,
     read_manifest,
     sha256,
     version_of,
@@ -48,10 +52,11 @@ from models.networks.rating import RatingModel, RatingModelConfig
 
 @dataclass(frozen=True)
 class Artifact:
-    """A loaded artifact: both models in eval mode, the item ids, the catalogue, and the
-    retrieval index when training stored one."""
+    """A loaded artifact: both models in eval mode (the rating model None when trained on
+    interactions alone), the item ids, the catalogue, and the retrieval index when
+    training stored one."""
 
-    rating_model: RatingModel
+    rating_model: RatingModel | None
     ranking_model: RankingModel
     item_ids: IdMap
     catalogue: Catalogue
@@ -65,7 +70,8 @@ class Artifact:
 
     @property
     def scale(self) -> RatingScale:
-        return self.rating_model.scale
+        """The training data's rating scale (both models are built on it)."""
+        return self.ranking_model.scale
 
     @property
     def data_fingerprint(self) -> str:
@@ -85,12 +91,12 @@ class Artifact:
 
 def save_artifact(
     folder: Path,
-    rating_model: RatingModel,
+    rating_model: RatingModel | None,
     ranking_model: RankingModel,
     item_ids: IdMap,
     catalogue: Catalogue,
     *,
-    rating_train_config: dict,
+    rating_train_config: dict | None,
     ranking_train_config: dict,
     data: dict,
     metrics: dict,
@@ -98,9 +104,15 @@ def save_artifact(
 ) -> Path:
     """Writes the four files (five with `item_index`). The training configs are the
     trainers' `to_dict()`, each with its model's architecture nested as "model"; `data`
-    holds the training data's fingerprint (and its path, when known)."""
+    holds the training data's fingerprint (and its path, when known). Without a rating
+    model (interactions alone) there is no model.safetensors and "rating" is null."""
     folder.mkdir(parents=True, exist_ok=True)
-    for module, name in ((rating_model, WEIGHTS), (ranking_model, RANKER_WEIGHTS)):
+    weights = [(ranking_model, RANKER_WEIGHTS)]
+    if rating_model is not None:
+        weights.insert(0, (rating_model, WEIGHTS))
+    else:
+        (folder / WEIGHTS).unlink(missing_ok=True)  # an earlier artifact's, in this folder
+    for module, name in weights:
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(folder / name))
     items = [
@@ -108,11 +120,11 @@ def save_artifact(
         for i in item_ids.ids
     ]
     (folder / ITEMS).write_text(json.dumps(items, ensure_ascii=False))
-    files = [WEIGHTS, RANKER_WEIGHTS, ITEMS]
+    files = [name for _, name in weights] + [ITEMS]
     if item_index is not None:
         write_index(item_index, folder / ITEM_INDEX)
         files.append(ITEM_INDEX)
-    scale = rating_model.scale
+    scale = ranking_model.scale
     manifest = {
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -135,8 +147,10 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
     items = json.loads((folder / ITEMS).read_text())
     if len(items) != n_items:
         raise ArtifactError(f"{folder / ITEMS}: {len(items)} items, the models have {n_items}")
-    rating_model = RatingModel(rating_config, n_items, scale)
-    _load_weights(rating_model, load_file(str(folder / WEIGHTS)), folder / WEIGHTS)
+    rating_model = None
+    if rating_config is not None:
+        rating_model = RatingModel(rating_config, n_items, scale)
+        _load_weights(rating_model, load_file(str(folder / WEIGHTS)), folder / WEIGHTS)
     ranker_state = load_file(str(folder / RANKER_WEIGHTS))
     embeddings = ranker_state.get("item_embeddings")
     if embeddings is None or embeddings.shape[0] != n_items:
@@ -146,7 +160,7 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
         )
     ranking_model = RankingModel(ranking_config, embeddings, scale)
     _load_weights(ranking_model, ranker_state, folder / RANKER_WEIGHTS)
-    for module in (rating_model, ranking_model):
+    for module in (m for m in (rating_model, ranking_model) if m is not None):
         module.to(device).eval()
         for p in module.parameters():  # frozen: nothing at serving time updates them
             p.requires_grad_(False)
@@ -167,8 +181,9 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
 
 def _model_configs(
     manifest: dict, path: Path
-) -> tuple[int, RatingScale, RatingModelConfig, RankingModelConfig]:
-    """Item count, rating scale and both architectures, from either format."""
+) -> tuple[int, RatingScale, RatingModelConfig | None, RankingModelConfig]:
+    """Item count, rating scale and both architectures (the rating model's None when there
+    is none), from either format."""
     try:
         if manifest["format_version"] == 1:
             old, ranker = manifest["model_config"], manifest["ranker_config"]
@@ -184,7 +199,9 @@ def _model_configs(
             )
             return int(old["n_items"]), scale, rating, ranking
         scale = RatingScale(**manifest["rating_scale"])
-        rating = RatingModelConfig.from_dict(manifest["rating"]["model"])
+        rating = None
+        if has_rating_model(manifest):
+            rating = RatingModelConfig.from_dict(manifest["rating"]["model"])
         ranking = RankingModelConfig.from_dict(manifest["ranking"]["model"])
         return int(manifest["n_items"]), scale, rating, ranking
     except (KeyError, TypeError, ValueError) as exc:

@@ -20,10 +20,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     fetch.add_argument("--dest", type=Path, default=Path("var/data"))
     fetch.set_defaults(run=_fetch)
 
-    train = commands.add_parser("train", help="train both models, write an artifact")
-    train.add_argument("--train", type=Path, required=True, help="ratings file (any layout)")
+    train = commands.add_parser(
+        "train",
+        help="train both models, write an artifact",
+        description="Trains both models on a ratings file, or the ranking model alone on "
+        "interactions (a file without a rating column), and writes an artifact.",
+    )
+    train.add_argument(
+        "--train", type=Path, required=True,
+        help="ratings or interactions: GroupLens, RecBole, CSV or Parquet (README: "
+        "\"Bring your own data\")",
+    )
     train.add_argument("--items", type=Path, help="item catalogue file (titles, genres)")
     train.add_argument("--out", type=Path, required=True, help="artifact folder to write")
+    train.add_argument(
+        "--rating-scale", type=_rating_scale, metavar="LOW:HIGH:STEP",
+        help="the data's ratings (1:5:1, MovieLens's stars; 0.5:5:0.5 for half stars); "
+        "recorded in the artifact, which the service checks posted ratings against",
+    )
     train.add_argument("--head", choices=["dot", "mlp1", "mlp2"], help="rating head (dot)")
     train.add_argument("--dim", type=int, help="rating model embedding width (128)")
     train.add_argument("--epochs", type=int, dest="max_epochs", help="rating model epochs (30)")
@@ -63,6 +77,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(run=_evaluate)
 
 
+def _rating_scale(text: str):  # noqa: ANN202 - RatingScale is imported when parsed
+    from models.data.table import RatingScale
+
+    try:
+        return RatingScale.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _fetch(args: argparse.Namespace) -> int:
     from models.data.fetch import fetch_movielens_100k
 
@@ -72,6 +95,16 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from models.data.table import DataError
+
+    try:
+        return _train_from(args)
+    except DataError as exc:  # names the file and line, or says what the data lacks
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train_from(args: argparse.Namespace) -> int:
     from models.data.readers import MOVIELENS_SCALE, read_items, read_ratings
     from models.data.table import Catalogue
     from models.training.configs import given
@@ -93,25 +126,35 @@ def _train(args: argparse.Namespace) -> int:
         objective=args.ranker_objective, max_epochs=args.ranker_epochs, seed=args.seed,
         device=args.device,
     )
-    table, report = read_ratings(args.train, scale=MOVIELENS_SCALE)
+    scale = args.rating_scale or MOVIELENS_SCALE
+    table, report = read_ratings(args.train, scale=scale, require_rating=False)
+    if not report.rated:
+        print(
+            f"{args.train}: no rating column: interactions; training the ranking model alone "
+            f"(no rating model, rating flags ignored; each interaction counts as {scale.high:g})",
+            file=sys.stderr,
+        )
     catalogue = read_items(args.items) if args.items else Catalogue.empty()
     built = build_artifact(
         table,
         catalogue,
         args.out,
-        MOVIELENS_SCALE,
-        rating,
+        scale,
+        rating if report.rated else None,
         ranking,
         progress=not args.no_progress,
         train_path=args.train,
         extra_metrics={"duplicates_replaced": report.duplicates_replaced},
     )
     rated, ranked = built.rating, built.ranking
+    rating_part = "no rating model (interactions)"
+    if rated is not None:
+        rating_part = (f"validation RMSE {rated.validation_rmse:.4f} "
+                       f"(epoch {rated.best_epoch}, {rated.seconds:.0f} s)")
     print(
-        f"wrote {args.out}: validation RMSE {rated.validation_rmse:.4f} "
-        f"(epoch {rated.best_epoch}, {rated.seconds:.0f} s), ranker validation NDCG@10 "
+        f"wrote {args.out}: {rating_part}, ranker validation NDCG@10 "
         f"{ranked.validation_ndcg:.4f} (epoch {ranked.best_epoch}, {ranked.seconds:.0f} s), "
-        f"on {rated.device}"
+        f"on {ranked.device}"
     )
     return 0
 
@@ -122,6 +165,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from models.evaluation.rating import evaluate
 
     artifact = load_artifact(args.artifact, args.device)
+    if artifact.rating_model is None:
+        print(f"error: {args.artifact} was trained on interactions: it has no rating model "
+              "to measure RMSE of", file=sys.stderr)
+        return 2
     history_path = args.train or artifact.train_path
     if history_path is None or not history_path.is_file():
         print(
@@ -129,11 +176,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    history_table, _ = read_ratings(history_path)
+    history_table, _ = read_ratings(history_path, scale=artifact.scale)
     if args.train is None and history_table.fingerprint() != artifact.data_fingerprint:
         print(f"error: {history_path} changed since training; pass --train", file=sys.stderr)
         return 2
-    test, _ = read_ratings(args.test)
+    test, _ = read_ratings(args.test, scale=artifact.scale)
     report = evaluate(
         artifact, history_table, test, with_baselines=args.train is not None, device=args.device
     )

@@ -37,7 +37,9 @@ def read_manifest(folder: Path) -> dict:
             f"{path}: format_version {version!r}; this build reads {list(READABLE_FORMATS)}:"
             " retrain with `because train` to get a current artifact"
         )
-    missing = {WEIGHTS, RANKER_WEIGHTS, ITEMS} - set(manifest.get("checksums", {}))
+    expected = {WEIGHTS, RANKER_WEIGHTS, ITEMS} if has_rating_model(manifest) else {
+        RANKER_WEIGHTS, ITEMS}
+    missing = expected - set(manifest.get("checksums", {}))
     if missing:
         raise ArtifactError(f"{path}: no checksum for {sorted(missing)}")
     for name, expected in manifest["checksums"].items():
@@ -53,11 +55,18 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def has_rating_model(manifest: dict) -> bool:
+    """False for an artifact trained on interactions alone (no rating column): it holds
+    the ranking model and no `model.safetensors`, and its manifest says `"rating": null`.
+    Every format-1 artifact has both models."""
+    return manifest.get("format_version") == 1 or manifest.get("rating") is not None
+
+
 def version_of(manifest: dict) -> str:
     """Short, stable model version: 12 hex digits of a sha256 over both weight files'
-    checksums."""
+    checksums (the ranker's alone when there is no rating model)."""
     checksums = manifest["checksums"]
-    joined = checksums[WEIGHTS] + checksums[RANKER_WEIGHTS]
+    joined = checksums.get(WEIGHTS, "") + checksums[RANKER_WEIGHTS]
     return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 

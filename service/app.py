@@ -39,6 +39,7 @@ from service.lifecycle import Lifecycle
 from service.metrics import Metrics, MetricsMiddleware
 from service.migration import check_schema
 from service.model_store import ModelPointer, ModelStore
+from service.openapi import install_openapi
 from service.overload import LoadShedder
 from service.rate_limit import RateLimiter
 from service.rating_store import RatingStore
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model.router)
     app.include_router(health.router)
     app.include_router(demo.router)
+    install_openapi(app, settings)
     return app
 
 

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service.access import Caller, Scope
 from service.errors import Forbidden, InvalidInput, Unauthenticated
 from service.recommender import Recommender
-from service.schemas import ID_PATTERN
+from service.schemas import ID_PATTERN, ID_RULE
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer <key>")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
@@ -86,20 +86,30 @@ def _query_names(dependant: Dependant) -> set[str]:
 KnownQuery = Depends(_known_query)
 
 
+_USER = {"MovieLens user": {"summary": "user 196 of MovieLens-100K", "value": "196"}}
+_ITEM = {"Star Wars": {"summary": "item 50 of MovieLens-100K", "value": "50"}}
+
+
 async def _user_id(
-    user_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
+    user_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN, openapi_examples=_USER,
+                                 description=f"any user id, {ID_RULE}")],
+    rec: RecommenderDep,
 ) -> str:
     return rec.limits.check_id(user_id, "user_id")
 
 
 async def _item_id_path(
-    item_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
+    item_id: Annotated[str, Path(min_length=1, pattern=ID_PATTERN, openapi_examples=_ITEM,
+                                 description=f"an item id, {ID_RULE}")],
+    rec: RecommenderDep,
 ) -> str:
     return rec.limits.check_id(item_id, "item_id")
 
 
 async def _item_id_query(
-    item_id: Annotated[str, Query(min_length=1, pattern=ID_PATTERN)], rec: RecommenderDep
+    item_id: Annotated[str, Query(min_length=1, pattern=ID_PATTERN, openapi_examples=_ITEM,
+                                  description=f"an item the served model embeds, {ID_RULE}")],
+    rec: RecommenderDep,
 ) -> str:
     return rec.limits.check_id(item_id, "item_id")
 

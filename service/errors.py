@@ -7,6 +7,7 @@ ServiceError
 ├── Unauthenticated       401  no API key, or one the service does not know
 ├── Forbidden             403  a read-only key on a write
 ├── NotFound              404  no such item
+├── NoRatingHead          409  a predicted rating asked of a model trained without ratings
 ├── RateLimited           429  this key spent its token bucket; retry after N s
 └── StoreUnavailable      503  Redis did not answer; retry later (Retry-After)
 
@@ -59,6 +60,20 @@ class Forbidden(ServiceError):
 
 class NotFound(ServiceError):
     status_code = 404
+
+
+class NoRatingHead(ServiceError):
+    """The served model was trained on interactions alone: it ranks, it predicts no
+    ratings. Not the request's fault, nor a missing thing: a conflict with the model."""
+
+    status_code = 409
+
+    def __init__(self, version: str, what: str):
+        super().__init__(
+            f"model {version} has no rating head: it was trained on interactions without "
+            f"ratings, so {what} is unavailable (POST /v1/rank orders by what the user picks "
+            "next); train with a rating column to get one"
+        )
 
 
 class RateLimited(ServiceError):

@@ -24,6 +24,8 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     401: {"model": ErrorResponse, "description": "no API key, or an unknown one"},
     403: {"model": ErrorResponse, "description": "the key's scope does not allow this"},
     404: {"model": ErrorResponse, "description": "no such item"},
+    409: {"model": ErrorResponse, "description": "the served model has no rating head "
+          "(trained on interactions alone): no predicted ratings"},
     413: {"model": ErrorResponse, "description": "request body over the configured size"},
     422: {
         "model": ErrorResponse,

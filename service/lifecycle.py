@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 
 from models.artifact import Artifact, ArtifactError
+from models.data.table import RatingScale
 from models.inference.fold_in import FoldedItem, Rater, fold_in_item
 from service.catalogue import CatalogueMirror
 from service.events import ACTIVATE, FOLDED, ITEM, EventLog, Missed
@@ -70,6 +71,8 @@ class ModelState:
     items_trained: int
     items_folded: int
     last_error: str | None
+    scale: RatingScale  # what a posted rating must lie in
+    rating_head: bool  # whether the version predicts ratings
 
 
 class Lifecycle:
@@ -137,6 +140,8 @@ class Lifecycle:
             served.catalogue.n_trained,
             len(served.folded),
             self.last_error,
+            served.scale,
+            served.rating_head,
         )
 
     # -- what the write path tells us ----------------------------------------------------

@@ -8,6 +8,11 @@ turn its results into JSON.
 Every call reads the served version once (`Lifecycle.current`) and uses it to the end, so
 a swap between two requests never mixes versions within one, and every result names the
 version that produced it.
+
+A version trained on interactions alone has no rating head: it ranks (the recommended order
+is then the ranking order, carousels decompose the ranking score) and predicts no rating
+(`predicted_rating` None); scoring, the rating order and explanations of a predicted
+rating answer `NoRatingHead` (409).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from models.history import History
 from models.inference.predictor import Order, Predictor, ScoreJob, ScoreResult
 from service.batcher import MicroBatcher
 from service.catalogue import Embedded
-from service.errors import NotFound, UnknownItems
+from service.errors import NoRatingHead, NotFound, UnknownItems
 from service.explanations import Explainer, Reasons
 from service.item_store import Item, ItemStore
 from service.lifecycle import Lifecycle, ModelState
@@ -34,7 +39,7 @@ from service.validation import Limits, NewRating
 class Ranked:
     item: Item
     score: float
-    predicted_rating: float
+    predicted_rating: float | None  # None: the model has no rating head
     reasons: Reasons | None = None
 
 
@@ -201,6 +206,8 @@ class Recommender:
         self, user_id: str | None, inline: list[NewRating] | None, item_ids: list[str]
     ) -> Scored:
         served = self._lifecycle.current
+        if not served.rating_head:
+            raise NoRatingHead(served.version, "scoring (predicted ratings)")
         history = await self._history(served, user_id, inline)
         targets = served.catalogue.indices(
             self.limits.check_ids(item_ids, self._settings.max_items_per_request)
@@ -223,6 +230,8 @@ class Recommender:
         items are never ranked."""
         self.limits.check_k(k)
         served = self._lifecycle.current
+        if order == "rating" and not served.rating_head:
+            raise NoRatingHead(served.version, "order=rating")
         history = await self._history(served, user_id, inline)
         if candidates is not None:
             ids = self.limits.check_ids(candidates, self._settings.max_candidates)
@@ -244,7 +253,7 @@ class Recommender:
             )
         items = [
             Ranked(served.catalogue.item(int(pool[i])), float(result.score[i]),
-                   float(result.ratings[i]), why)
+                   _predicted(result.ratings[i]), why)
             for i, why in zip(result.best, reasons, strict=True)
         ]
         return RankedList(items, len(history) == 0, served.version)
@@ -255,6 +264,8 @@ class Recommender:
         """Why this predicted rating: the rating model's exact leave-one-out."""
         self.limits.check_k(k)
         served = self._lifecycle.current
+        if not served.rating_head:
+            raise NoRatingHead(served.version, "explaining a predicted rating")
         target = served.catalogue.index(item_id)
         history = await self._history(served, user_id, None)
         found = await self._explainer.contributions(
@@ -292,7 +303,7 @@ class Recommender:
                 [
                     Ranked(catalogue.item(int(candidates[j])),
                            float(result.score[result.best[j]]),
-                           float(result.ratings[result.best[j]]))
+                           _predicted(result.ratings[result.best[j]]))
                     for j in row
                 ],
             )
@@ -340,6 +351,12 @@ class Recommender:
             assert user_id is not None
             ratings = await self._store.read(self.limits.check_id(user_id, "user_id"))
         return served.catalogue.history(ratings)
+
+
+def _predicted(rating: float) -> float | None:
+    """A predicted rating as results carry it: None where none was predicted (NaN: the
+    model has no rating head)."""
+    return None if np.isnan(rating) else float(rating)
 
 
 def _unrated(pool: np.ndarray, history: History) -> np.ndarray:

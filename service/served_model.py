@@ -39,6 +39,12 @@ class ServedModel:
     def scale(self) -> RatingScale:
         return self.artifact.scale
 
+    @property
+    def rating_head(self) -> bool:
+        """Whether this version predicts ratings (`predicted_rating`): False for an artifact
+        trained on interactions alone, which holds no rating model."""
+        return self.predictor.rated
+
     def with_folded(self, updates: dict[str, FoldedItem], mirror: CatalogueMirror,
                     settings: Settings, device: torch.device) -> ServedModel:
         """This version with `updates` folded in (new items appended, re-folded ones

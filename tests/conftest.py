@@ -11,18 +11,21 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.redis_cluster import Cluster, redis_cluster, redis_server_binary
 from models.artifact import save_artifact
 from models.data.encoded import EncodedRatings
 from models.data.synthetic import PlantedData, planted_ratings
-from models.data.table import RatingScale
+from models.data.table import RatingScale, RatingTable
 from models.networks.ranking import RankingModelConfig
 from models.networks.rating import RatingModelConfig
 from models.training.item_embeddings import frozen_item_embeddings
+from models.training.pipeline import build_artifact
 from models.training.ranking import RankingTrainConfig, RankingTrainResult, train_ranking_model
 from models.training.rating import RatingTrainConfig, RatingTrainResult, train_rating_model
 from tests.helpers import RedisTarget, prefix_keys
@@ -81,6 +84,21 @@ def artifact_dir(
         data={"fingerprint": planted.table.fingerprint()},
         metrics={"validation_rmse": trained.validation_rmse},
     )
+
+
+@pytest.fixture(scope="session")
+def interactions_artifact_dir(tmp_path_factory: pytest.TempPathFactory, planted: PlantedData
+                              ) -> Path:
+    """The planted data as interactions (who picked what, no ratings: each at the scale's
+    top, as the reader reads a file without a rating column): the ranking model alone,
+    trained for two epochs."""
+    table = planted.table
+    picked = RatingTable(table.users, table.items, np.full(len(table), SCALE.high, np.float32),
+                         table.timestamps)
+    folder = tmp_path_factory.mktemp("interactions")
+    build_artifact(picked, planted.catalogue, folder, SCALE, None,
+                   replace(SMALL_RANK, max_epochs=2), progress=False)
+    return folder
 
 
 def _listening(host: str, port: int) -> bool:

@@ -125,6 +125,44 @@ def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
     assert '"rmse"' in report and '"n": ' in report
 
 
+def test_train_refuses_data_off_the_scale_and_a_bad_scale_saying_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    half = tmp_path / "half.csv"
+    half.write_text("user_id,item_id,rating\nu,i,4.5\nu,j,0.5\n")
+    assert main(["train", "--train", str(half), "--out", str(tmp_path / "a")]) == 2
+    assert f"error: {half}:3: rating '0.5' is outside the scale 1..5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--train", str(half), "--out", str(tmp_path / "a"),
+              "--rating-scale", "0.5:5"])
+    assert "expected LOW:HIGH:STEP, e.g. 1:5:1 or 0.5:5:0.5" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.slow
+def test_train_on_interactions_writes_the_ranking_model_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A file without a rating column trains the ranker alone; `evaluate` (RMSE) says it
+    cannot measure such an artifact."""
+    clicks = tmp_path / "clicks.csv"
+    rows = ["user_id,item_id,timestamp"]
+    rows += [f"u{u},i{i},{1000 + i}" for u in range(40) for i in range(12) if (u + i) % 3]
+    clicks.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "artifact"
+    assert main(["train", "--train", str(clicks), "--out", str(out), "--rating-scale",
+                 "0.5:5:0.5", "--ranker-objective", "sampled", "--ranker-hops", "1",
+                 "--ranker-epochs", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "no rating column: interactions" in printed.err
+    assert "no rating model (interactions)" in printed.out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rating"] is None and not (out / "model.safetensors").exists()
+    assert manifest["rating_scale"] == {"low": 0.5, "high": 5.0, "step": 0.5}
+    assert main(["evaluate", "--artifact", str(out), "--test", str(clicks)]) == 2
+    assert "trained on interactions" in capsys.readouterr().err
+
+
 def test_activating_a_version_loads_no_torch(artifact_dir: Path, tmp_path: Path,
                                              redis_target: RedisTarget, key_prefix: str
                                              ) -> None:

@@ -1,4 +1,4 @@
-"""Reads ratings and item catalogues in three layouts into `RatingTable` and `Catalogue`.
+"""Reads ratings and item catalogues in four layouts into `RatingTable` and `Catalogue`.
 
     layout     ratings                                      items
     grouplens  u.data, uN.base: user TAB item TAB rating    u.item: id|title|date|video date|url|
@@ -7,11 +7,19 @@
                timestamp optional                           the *title* column, genres from
                                                             class/genre(s), space-separated
     csv        header user_id,item_id,rating[,timestamp]    header item_id,title[,genres a|b]
+    parquet    .parquet: columns named as for csv           .parquet: item_id, title, genres
+                                                            (a list, or one string a|b)
 
-A malformed line stops the read with a DataError naming the file and line, because a
-half-read data set trains a model that is quietly wrong. The one repair made is for
-duplicate (user, item) pairs: the latest rating wins (by timestamp, then by line) and the
-number replaced is logged and reported.
+Ratings are read a column at a time by pyarrow (`models.data.columnar`); a file the fast
+path cannot vouch for is read line by line here, with the same result. A malformed line
+stops the read with a DataError naming the file and line (for Parquet, the column and
+row), because a half-read data set trains a model that is quietly wrong. The one repair
+made is for duplicate (user, item) pairs: the latest rating wins (by timestamp, then by
+line) and the number replaced is logged and reported.
+
+Interactions (clicks, plays, purchases) have no rating column: with
+`require_rating=False` such a file is read with every rating at the scale's top,
+"interacted", and the report says the file was unrated.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from models.data.table import Catalogue, DataError, RatingScale, RatingTable
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("grouplens", "recbole", "csv")
+LAYOUTS = ("grouplens", "recbole", "csv", "parquet")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 MOVIELENS_SCALE = RatingScale()  # 1..5 stars in steps of 1
 
 GROUPLENS_GENRES = (
@@ -42,56 +51,115 @@ _GENRE_COLUMNS = ("class", "genre", "genres")
 
 
 @dataclass(frozen=True)
+class ParsedRatings:
+    """A ratings file's columns before duplicates are resolved. users, items: (n,) str;
+    ratings: (n,) float32, None when the file has no rating column (interactions);
+    timestamps: (n,) int64 seconds, 0 where the file has none."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray | None
+    timestamps: np.ndarray
+    codes: tuple[np.ndarray, np.ndarray] | None = None  # (n,) int64 each, equal for equal ids
+
+    def id_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Dense codes of the user and item ids (the reader's, when it made them)."""
+        if self.codes is not None:
+            return self.codes
+        return np.unique(self.users, return_inverse=True)[1], np.unique(
+            self.items, return_inverse=True)[1]
+
+
+@dataclass(frozen=True)
 class ReadReport:
-    """What `read_ratings` did: lines parsed, and duplicates resolved to the latest rating."""
+    """What `read_ratings` did: lines parsed, duplicates resolved to the latest rating, and
+    whether the file rated its items (False: interactions, every rating the scale's top)."""
 
     rows_read: int
     duplicates_replaced: int
     path: str
+    rated: bool = True
 
 
 def read_ratings(
-    path: str | Path, layout: str = "auto", scale: RatingScale = MOVIELENS_SCALE
+    path: str | Path,
+    layout: str = "auto",
+    scale: RatingScale = MOVIELENS_SCALE,
+    require_rating: bool = True,
 ) -> tuple[RatingTable, ReadReport]:
-    """One row per (user, item); ids are stripped strings, a missing timestamp is 0."""
+    """One row per (user, item); ids are stripped strings, a missing timestamp is 0.
+    Without `require_rating`, a file with no rating column is read as interactions."""
+    from models.data import columnar  # pyarrow: loaded by what reads data, not by serving
+
+    path = Path(path)
     where = str(path)
-    lines = _lines(Path(path))
-    if layout == "auto":
-        layout = _ratings_layout(Path(path), lines[0])
+    if layout == "parquet" or (layout == "auto" and path.suffix in PARQUET_SUFFIXES):
+        parsed = columnar.parquet_ratings(path, scale, require_rating)
+    else:
+        data = _read(path)
+        first_line = _first_line(data, where)
+        if layout == "auto":
+            layout = _ratings_layout(path, first_line)
+        if layout not in LAYOUTS:
+            raise DataError(f"unknown layout {layout!r}; use 'auto' or one of {LAYOUTS}", where)
+        header = None if layout == "grouplens" else _header(first_line, layout)
+        parsed = columnar.delimited_ratings(data, layout, header, scale, require_rating)
+        if parsed is None:
+            parsed = _parse_ratings(_lines(data, where), layout, scale, require_rating, where)
+    users, items, stamps = parsed.users, parsed.items, parsed.timestamps
+    ratings = parsed.ratings
+    if ratings is None:
+        ratings = np.full(len(users), scale.high, np.float32)
+    keep = _latest_per_pair(*parsed.id_codes(), stamps)
+    duplicates = len(users) - len(keep)
+    table = RatingTable(users, items, ratings, stamps)
+    if duplicates:
+        log.warning(
+            "%s: %d duplicate (user, item) ratings replaced by the latest", where, duplicates
+        )
+        table = table.take(keep)
+    report = ReadReport(len(users), duplicates, where, rated=parsed.ratings is not None)
+    return table, report
+
+
+def _parse_ratings(
+    lines: list[str], layout: str, scale: RatingScale, require_rating: bool, where: str
+) -> ParsedRatings:
+    """The line-by-line reader: every fault named by its line."""
     rows, header = _rows(lines, layout, "\t", where)
     if header is None:
         columns = {name: k for k, name in enumerate(_GROUPLENS_RATINGS)}
         width = len(_GROUPLENS_RATINGS)
     else:
-        columns = _find_columns(header, ("user_id", "item_id", "rating"), where)
-        if "timestamp" in header:
-            columns["timestamp"] = header.index("timestamp")
+        required = ("user_id", "item_id", "rating") if require_rating else ("user_id", "item_id")
+        columns = _find_columns(header, required, where)
+        for optional in ("rating", "timestamp"):
+            if optional in header and optional not in columns:
+                columns[optional] = header.index(optional)
         width = len(header)
     first = 1 if header is None else 2  # file line of rows[0]
     _check_width(rows, width, first, where)
 
     users = _ids(rows, columns["user_id"], "user id", first, where)
     items = _ids(rows, columns["item_id"], "item id", first, where)
-    ratings = _ratings(rows, columns["rating"], scale, first, where)
+    ratings = None
+    if "rating" in columns:
+        ratings = _ratings(rows, columns["rating"], scale, first, where)
     if "timestamp" in columns:
         stamps = _timestamps(rows, columns["timestamp"], first, where)
     else:
         stamps = np.zeros(len(rows), np.int64)
-    keep = _latest_per_pair(users, items, stamps)
-    duplicates = len(rows) - len(keep)
-    table = RatingTable(np.array(users), np.array(items), ratings, stamps)
-    if duplicates:
-        log.warning(
-            "%s: %d duplicate (user, item) ratings replaced by the latest", where, duplicates
-        )
-        table = table.take(keep)
-    return table, ReadReport(rows_read=len(rows), duplicates_replaced=duplicates, path=where)
+    return ParsedRatings(np.array(users), np.array(items), ratings, stamps)
 
 
 def read_items(path: str | Path, layout: str = "auto") -> Catalogue:
     """Titles and genre lists by item id; a repeated item id is an error."""
     where = str(path)
-    lines = _lines(Path(path))
+    if layout == "parquet" or (layout == "auto" and Path(path).suffix in PARQUET_SUFFIXES):
+        from models.data.columnar import parquet_items
+
+        return parquet_items(Path(path))
+    lines = _lines(_read(Path(path)), where)
     if layout == "auto":
         layout = _items_layout(Path(path), lines[0])
     rows, header = _rows(lines, layout, "|", where)
@@ -114,12 +182,15 @@ def read_items(path: str | Path, layout: str = "auto") -> Catalogue:
     return Catalogue(titles, genre_lists)
 
 
-def _lines(path: Path) -> list[str]:
-    """The file's lines, trailing blank ones dropped; utf-8, else latin-1 (GroupLens)."""
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read: {exc.strerror or exc}", str(path)) from None
+
+
+def _lines(data: bytes, where: str) -> list[str]:
+    """The file's lines, trailing blank ones dropped; utf-8, else latin-1 (GroupLens)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -129,8 +200,21 @@ def _lines(path: Path) -> list[str]:
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
-        raise DataError("empty file: no data rows", str(path), 1)
+        raise DataError("empty file: no data rows", where, 1)
     return lines
+
+
+def _first_line(data: bytes, where: str) -> str:
+    """The first line as `_lines` decodes it, for the layout and the header (what decides
+    either is ASCII); an empty file is refused as `_lines` refuses it."""
+    if not data.strip():
+        _lines(data, where)
+    line = data.partition(b"\n")[0]
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = line.decode("latin-1")
+    return text.rstrip("\r")
 
 
 def _ratings_layout(path: Path, first_line: str) -> str:
@@ -181,7 +265,8 @@ def _rows(
         header = None
     elif layout == "recbole":
         rows = [line.split("\t") for line in lines]
-        header = [field.split(":", 1)[0].strip() for field in rows.pop(0)]
+        header = _header(lines[0], layout)
+        rows.pop(0)
     elif layout == "csv":
         rows = list(csv.reader(lines))
         header = [field.strip() for field in rows.pop(0)]
@@ -194,6 +279,14 @@ def _rows(
         if fields == [""] or fields == []:
             raise DataError("blank line inside the data", where, first + k)
     return rows, header
+
+
+def _header(line: str, layout: str) -> list[str]:
+    """The column names of a RecBole (`name:type`, tab-separated) or CSV header line (a
+    CSV header quoted across lines is read by `_rows` alone)."""
+    if layout == "recbole":
+        return [field.split(":", 1)[0].strip() for field in line.split("\t")]
+    return [field.strip() for field in next(csv.reader([line]), [])]
 
 
 def _find_columns(header: list[str], required: tuple[str, ...], where: str) -> dict[str, int]:
@@ -272,18 +365,16 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def _latest_per_pair(users: list[str], items: list[str], stamps: np.ndarray) -> np.ndarray:
-    """Row indices to keep, in file order: per (user, item) the latest, ties to the later line."""
-    pairs = list(zip(users, items, strict=True))
-    if len(set(pairs)) == len(pairs):
-        return np.arange(len(pairs))
-    best: dict[tuple[str, str], int] = {}
-    times = stamps.tolist()
-    for k, pair in enumerate(pairs):
-        kept = best.get(pair)
-        if kept is None or times[k] >= times[kept]:
-            best[pair] = k
-    return np.sort(np.fromiter(best.values(), np.int64, len(best)))
+def _latest_per_pair(users: np.ndarray, items: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """Row indices to keep, in file order: per (user, item) the latest, ties to the later
+    line. users, items: (n,) dense integer codes of the ids."""
+    pair = users.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
+    ordered = np.sort(pair)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return np.arange(len(pair))
+    order = np.lexsort((np.arange(len(pair)), stamps, pair))  # by pair, time, then line
+    last = np.r_[pair[order][1:] != pair[order][:-1], True]  # each pair's latest, last line
+    return np.sort(order[last])
 
 
 def _grouplens_genres(genre_file: Path) -> tuple[str, ...]:
@@ -292,7 +383,7 @@ def _grouplens_genres(genre_file: Path) -> tuple[str, ...]:
         return GROUPLENS_GENRES
     where = str(genre_file)
     by_index: dict[int, str] = {}
-    for number, line in enumerate(_lines(genre_file), 1):
+    for number, line in enumerate(_lines(_read(genre_file), where), 1):
         name, _, index = line.partition("|")
         if not index.strip().isdigit():
             raise DataError(f"expected name|index, got {line!r}", where, number)

@@ -7,6 +7,7 @@ sees dense integer indices. `IdMap` is that mapping, and it is saved with the ar
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -51,6 +52,26 @@ class RatingScale:
     def levels(self) -> int:
         """Number of discrete rating values (classes of the MLP2 head)."""
         return int(round((self.high - self.low) / self.step)) + 1
+
+    @classmethod
+    def parse(cls, text: str) -> RatingScale:
+        """`LOW:HIGH:STEP`: "1:5:1" is MovieLens's stars, "0.5:5:0.5" MovieLens-latest's
+        half stars. ValueError, saying what is accepted, for anything else."""
+        parts = text.split(":")
+        try:
+            low, high, step = (float(part) for part in parts)
+        except ValueError:
+            raise ValueError(
+                f"rating scale {text!r}: expected LOW:HIGH:STEP, e.g. 1:5:1 or 0.5:5:0.5"
+            ) from None
+        levels = (high - low) / step if step > 0 else math.nan
+        if not (math.isfinite(low) and math.isfinite(high) and low < high
+                and math.isfinite(levels) and abs(levels - round(levels)) < 1e-6):
+            raise ValueError(
+                f"rating scale {text!r}: LOW must be below HIGH and STEP > 0 divide "
+                "HIGH - LOW, e.g. 1:5:1 or 0.5:5:0.5"
+            )
+        return cls(low, high, step)
 
     def contains(self, rating: np.ndarray | float) -> np.ndarray | bool:
         r = np.asarray(rating, dtype=np.float64)

@@ -10,12 +10,14 @@ trained items, as attribute-to-factor maps in Gantner, Drumond, Freudenthaler, R
 Schmidt-Thieme, 2010); that prior is also what the fit is pulled toward.
 
 `with_items` appends folded rows to new copies of both models; the originals keep serving.
+An artifact trained on interactions alone has no rating model: its items are folded into
+the ranking model only (the rating rows of a `FoldedItem` are then empty).
 This module imports no training code: the service folds items in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,7 +62,8 @@ FIT_ITERATIONS = 60
 @dataclass(frozen=True)
 class FoldedItem:
     """A new item's rows for both models. ranking_embedding is (d,) = [co-occurrence part,
-    M part], as the ranker's frozen embeddings are built."""
+    M part], as the ranker's frozen embeddings are built. Without a rating model structure
+    and taste are empty, implicit None and rating_bias 0."""
 
     structure: np.ndarray
     taste: np.ndarray
@@ -112,11 +115,28 @@ class Rater:
 
 
 def with_items(
-    rating_model: RatingModel, ranking_model: RankingModel, folded: Sequence[FoldedItem]
-) -> tuple[RatingModel, RankingModel]:
+    rating_model: RatingModel | None, ranking_model: RankingModel, folded: Sequence[FoldedItem]
+) -> tuple[RatingModel | None, RankingModel]:
     """New models (eval mode) whose item tables end with the folded rows, at n_items,
     n_items + 1, ...; the originals are untouched, so they keep serving meanwhile."""
     rows = lambda get: torch.tensor(np.stack([get(f) for f in folded]), dtype=torch.float32)  # noqa: E731
+    rating = None if rating_model is None else _rating_with(rating_model, folded, rows)
+
+    state = {k: v.detach().clone() for k, v in ranking_model.state_dict().items()}
+    embeddings = torch.cat([state.pop("item_embeddings"),
+                            rows(lambda f: f.ranking_embedding).to(state["item_bias"].device)])
+    state["item_bias"] = torch.cat([
+        state["item_bias"],
+        torch.tensor([f.ranking_bias for f in folded], device=state["item_bias"].device),
+    ])
+    ranking = RankingModel(ranking_model.config, embeddings, ranking_model.scale)
+    ranking.load_state_dict({**state, "item_embeddings": embeddings})
+    return rating, ranking.to(embeddings.device).eval()
+
+
+def _rating_with(
+    rating_model: RatingModel, folded: Sequence[FoldedItem], rows: Callable
+) -> RatingModel:
     state = {k: v.detach().clone() for k, v in rating_model.state_dict().items()}
     appended = {
         "structure.weight": rows(lambda f: f.structure),
@@ -131,20 +151,11 @@ def with_items(
     n = rating_model.n_items + len(folded)
     rating = RatingModel(rating_model.config, n, rating_model.scale).to(state["global_mean"].device)
     rating.load_state_dict(state)
-
-    state = {k: v.detach().clone() for k, v in ranking_model.state_dict().items()}
-    embeddings = torch.cat([state.pop("item_embeddings"),
-                            rows(lambda f: f.ranking_embedding).to(state["item_bias"].device)])
-    state["item_bias"] = torch.cat([
-        state["item_bias"],
-        torch.tensor([f.ranking_bias for f in folded], device=state["item_bias"].device),
-    ])
-    ranking = RankingModel(ranking_model.config, embeddings, ranking_model.scale)
-    ranking.load_state_dict({**state, "item_embeddings": embeddings})
-    return rating.eval(), ranking.to(embeddings.device).eval()
+    return rating.eval()
 
 
-def mean_item(rating_model: RatingModel, ranking_model: RankingModel | None) -> FoldedItem:
+def mean_item(rating_model: RatingModel | None, ranking_model: RankingModel | None
+              ) -> FoldedItem:
     """The average trained item: the prior when neither genres nor a prior are given
     (without a ranking model, its ranking rows are empty)."""
     return _from_vector(_item_rows(rating_model, ranking_model).mean(0), rating_model, 0)
@@ -156,7 +167,7 @@ class AttributePrior:
 
     genres: tuple[str, ...]
     weights: np.ndarray  # (len(genres) + 1, row width)
-    rating_model: RatingModel
+    rating_model: RatingModel | None
     ranking_model: RankingModel
 
     def item(self, genres: Sequence[str]) -> FoldedItem:
@@ -166,7 +177,7 @@ class AttributePrior:
 
 
 def attribute_prior(
-    rating_model: RatingModel,
+    rating_model: RatingModel | None,
     ranking_model: RankingModel,
     genres: Sequence[Sequence[str]],
     ridge: float = 10.0,
@@ -200,7 +211,7 @@ def bias_only_fold_in(
 
 
 def fold_in_item(
-    rating_model: RatingModel,
+    rating_model: RatingModel | None,
     ranking_model: RankingModel,
     raters: Sequence[Rater],
     prior: FoldedItem | None = None,
@@ -212,19 +223,26 @@ def fold_in_item(
     L-BFGS from the prior, no sampling). Rating side: squared error of each rater's rating
     predicted from `before`, plus `history_weight` times the raters' other ratings predicted
     with the new item in their context (the only place T and Y act), plus `pull` |rows -
-    prior|^2. Ranking side: see `_ranking_rows`. Models must be in eval mode."""
+    prior|^2. Ranking side: see `_ranking_rows`. Without a rating model, the ranking side
+    alone. Models must be in eval mode."""
     prior = prior or mean_item(rating_model, ranking_model)
     if not raters:
         return prior
-    fitted = _fit_rating_rows(rating_model, raters, prior, pull, history_weight)
-    structure, taste, implicit, bias = (None if t is None else t.detach() for t in fitted)
+    if rating_model is None:
+        structure = taste = np.zeros(0, np.float32)
+        implicit, bias = None, 0.0
+    else:
+        fitted = _fit_rating_rows(rating_model, raters, prior, pull, history_weight)
+        structure, taste, implicit = (
+            None if t is None else t.detach().cpu().numpy() for t in fitted[:3])
+        bias = float(fitted[3].detach())
     embedding, ranking_bias = _ranking_rows(
-        ranking_model, raters, prior, structure.cpu().numpy(), ranking_bias_pull
+        ranking_model, raters, prior, structure, ranking_bias_pull
     )
     return FoldedItem(
-        structure=structure.cpu().numpy(),
-        taste=taste.cpu().numpy(),
-        implicit=None if implicit is None else implicit.cpu().numpy(),
+        structure=structure,
+        taste=taste,
+        implicit=implicit,
         rating_bias=float(bias),
         ranking_embedding=embedding,
         ranking_bias=ranking_bias,
@@ -403,24 +421,34 @@ def _ranker_with(model: RankingModel, embedding: np.ndarray, bias: float) -> Ran
     return ranker.to(embeddings.device).eval()
 
 
-def _item_rows(rating_model: RatingModel, ranking_model: RankingModel | None) -> np.ndarray:
+def _item_rows(rating_model: RatingModel | None, ranking_model: RankingModel | None
+               ) -> np.ndarray:
     """(n_items, width): every trained item's rows side by side, in `_from_vector`'s layout:
-    M, T, Y (if any), rating bias, ranking embedding, ranking bias."""
-    parts = [rating_model.structure.weight, rating_model.taste.weight]
-    if rating_model.implicit is not None:
-        parts.append(rating_model.implicit.weight)
-    n = rating_model.n_items
-    bias = rating_model.item_bias
-    parts.append(bias.weight if bias is not None else torch.zeros(n, 1))
+    M, T, Y (if any), rating bias (these with a rating model), ranking embedding, ranking
+    bias (these with a ranking model)."""
+    parts = []
+    if rating_model is not None:
+        parts += [rating_model.structure.weight, rating_model.taste.weight]
+        if rating_model.implicit is not None:
+            parts.append(rating_model.implicit.weight)
+        n = rating_model.n_items
+        bias = rating_model.item_bias
+        parts.append(bias.weight if bias is not None else torch.zeros(n, 1))
     if ranking_model is not None:
         parts += [ranking_model.item_embeddings, ranking_model.item_bias[:, None]]
     return torch.cat([p.detach().cpu().float() for p in parts], dim=1).numpy().astype(np.float64)
 
 
-def _from_vector(row: np.ndarray, rating_model: RatingModel, raters: int) -> FoldedItem:
-    """A FoldedItem from one `_item_rows` row (ranking parts empty when it has none)."""
-    e = rating_model.config.dim
+def _from_vector(row: np.ndarray, rating_model: RatingModel | None, raters: int) -> FoldedItem:
+    """A FoldedItem from one `_item_rows` row (ranking parts empty when it has none, rating
+    parts when there is no rating model)."""
     row = row.astype(np.float32)
+    if rating_model is None:
+        empty = np.zeros(0, np.float32)
+        return FoldedItem(structure=empty, taste=empty, implicit=None, rating_bias=0.0,
+                          ranking_embedding=row[:-1], ranking_bias=float(row[-1]),
+                          raters=raters, source="attributes")
+    e = rating_model.config.dim
     structure, taste, rest = row[:e], row[e : 2 * e], row[2 * e :]
     implicit = None
     if rating_model.implicit is not None:

@@ -15,6 +15,11 @@ The three orders:
                   best by the logit, those predicted below the middle last (the weight
                   chosen on a validation split, bench/recommendations.py)
 
+An artifact trained on interactions alone has no rating model (`rated` False): it predicts
+no ratings (NaN), `recommended` is the ranking order and its contributions the ranking
+model's, and a job that needs a predicted rating (no order, or `rating`) is refused with
+`NoRatingModel`; the service checks `rated` first and answers 409.
+
 The service touches only this and the artifact; nothing else reaches into a network.
 Everything here is synchronous: the service runs it on its batcher's worker thread. Item-side
 state (the models' tables, the ranker's candidate projections) is moved to the device and
@@ -23,6 +28,7 @@ computed once, at construction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -41,6 +47,10 @@ from models.inference.scoring import ranking_scores, rating_output
 
 Order = Literal["ranking", "rating", "recommended"]
 DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
+
+
+class NoRatingModel(ValueError):
+    """A predicted rating was asked of an artifact trained on interactions alone."""
 
 
 @dataclass(frozen=True)
@@ -113,20 +123,28 @@ class Predictor:
         like_weight: float = LIKE_WEIGHT,
         depth: int = DEPTH,
     ):
-        self.rating_model = artifact.rating_model.to(device)
+        rating_model = artifact.rating_model
+        self.rating_model = None if rating_model is None else rating_model.to(device)
         self.ranking_model = artifact.ranking_model.to(device)
         with torch.inference_mode():
             self.item_side = self.ranking_model.item_side()
         self.device = device
-        self.max_context = self.rating_model.config.max_context
+        self.max_context = 0 if rating_model is None else rating_model.config.max_context
         self.max_history = self.ranking_model.config.max_history
         self.like_weight = like_weight
         self.depth = depth
         self.scale = artifact.scale
 
+    @property
+    def rated(self) -> bool:
+        """Whether there is a rating model: False for an artifact trained on interactions."""
+        return self.rating_model is not None
+
     def run(self, jobs: list[ScoreJob]) -> list[ScoreResult]:
         """Scores a micro-batch. Jobs are grouped by target count (powers of two) so a
         10-item request does not pay for padding to a 1000-item neighbour."""
+        if not self.rated:
+            self._check_unrated(job.order for job in jobs)
         results: list[ScoreResult | None] = [None] * len(jobs)
         groups: dict[tuple[int, bool], list[int]] = {}
         for index, job in enumerate(jobs):
@@ -142,6 +160,8 @@ class Predictor:
 
     def contributions(self, jobs: list[ExplainJob]) -> list[Contributions]:
         """Exact leave-one-out for every job, each in one batched pass per model it needs."""
+        if not self.rated:
+            self._check_unrated(job.order for job in jobs)
         return [self._contributions(job) for job in jobs]
 
     def item_vectors(self) -> ItemVectors:
@@ -160,8 +180,16 @@ class Predictor:
         scores = ranking_scores(self.ranking_model, batch, self.item_side).float().cpu().numpy()
         return [scores[row, : len(jobs[i].targets)] for row, i in enumerate(members)]
 
+    def _check_unrated(self, orders: Iterable[Order | None]) -> None:
+        if any(order in (None, "rating") for order in orders):
+            raise NoRatingModel(
+                "the model was trained on interactions alone: it predicts no ratings"
+            )
+
     def _shortlist(self, job: ScoreJob, ranking: np.ndarray | None) -> np.ndarray:
         """Positions of the targets the rating model must score for this job."""
+        if not self.rated:
+            return np.zeros(0, np.int64)
         if ranking is None:
             return np.arange(len(job.targets))
         wanted = job.top
@@ -176,7 +204,9 @@ class Predictor:
             return ScoreResult(ratings, None)
         score = {"ranking": ranking, "rating": ratings}.get(job.order)
         order_by = score
-        if job.order == "recommended":
+        if job.order == "recommended" and not self.rated:
+            score = order_by = ranking
+        elif job.order == "recommended":
             score = self.recommended(ranking, ratings)
             # What the rating model expects the user to dislike comes after everything
             # else on the shortlist: it fills the list only when nothing else is left.
@@ -209,7 +239,7 @@ class Predictor:
             return rating_contributions(self.rating_model, history, targets, positions,
                                         self.device)
         ranked = self._ranking_contributions(history, targets, positions)
-        if job.order == "ranking":
+        if job.order == "ranking" or not self.rated:
             return ranked
         rated = rating_contributions(self.rating_model, history, targets, positions, self.device)
         return Contributions(

@@ -1,9 +1,10 @@
 """Ratings in, artifact out: the rating model, then the ranking model on frozen item
-embeddings made partly from the rating model's tables. The table is encoded once."""
+embeddings made partly from the rating model's tables. The table is encoded once.
+Interactions without ratings train the ranking model alone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.artifact import save_artifact
@@ -18,7 +19,7 @@ from models.training.rating import RatingTrainConfig, RatingTrainResult, train_r
 @dataclass(frozen=True)
 class Built:
     folder: Path
-    rating: RatingTrainResult
+    rating: RatingTrainResult | None  # None: trained on interactions alone
     ranking: RankingTrainResult
 
 
@@ -27,28 +28,40 @@ def build_artifact(
     catalogue: Catalogue,
     folder: Path,
     scale: RatingScale = RatingScale(),
-    rating_config: RatingTrainConfig = RatingTrainConfig(),
+    rating_config: RatingTrainConfig | None = RatingTrainConfig(),
     ranking_config: RankingTrainConfig = RankingTrainConfig(),
     progress: bool = True,
     train_path: Path | None = None,
     extra_metrics: dict | None = None,
 ) -> Built:
     """Trains both models on `table` and writes the artifact to `folder`. train_path, when
-    given, is recorded so `because evaluate` can find the histories again."""
+    given, is recorded so `because evaluate` can find the histories again.
+
+    rating_config None: the table holds interactions (clicks, plays, purchases), its
+    ratings all alike: no rating model is trained, the ranker's frozen embeddings are
+    co-occurrence alone and it learns no rating levels (there are none to tell apart)."""
     data = EncodedRatings.encode(table)
-    rating = train_rating_model(data, scale, rating_config, progress=progress)
-    ranking = train_ranking_model(
-        data, frozen_item_embeddings(data, rating.model), scale, ranking_config, progress=progress
-    )
-    metrics = {
-        "validation_rmse": rating.validation_rmse,
-        "best_epoch": rating.best_epoch,
-        "epochs": rating.epochs,
-        "train_seconds": round(rating.seconds, 1),
+    rating = None
+    if rating_config is not None:
+        rating = train_rating_model(data, scale, rating_config, progress=progress)
+    else:
+        ranking_config = replace(ranking_config, model=replace(ranking_config.model,
+                                                                ratings=False))
+    embeddings = frozen_item_embeddings(data, rating.model if rating else None)
+    ranking = train_ranking_model(data, embeddings, scale, ranking_config, progress=progress)
+    metrics = {}
+    if rating is not None:
+        metrics = {
+            "validation_rmse": rating.validation_rmse,
+            "best_epoch": rating.best_epoch,
+            "epochs": rating.epochs,
+            "train_seconds": round(rating.seconds, 1),
+        }
+    metrics |= {
         "ranker_validation_ndcg_at_10": ranking.validation_ndcg,
         "ranker_best_epoch": ranking.best_epoch,
         "ranker_train_seconds": round(ranking.seconds, 1),
-        "device": rating.device,
+        "device": (rating or ranking).device,
         "n_ratings": len(table),
         **(extra_metrics or {}),
     }
@@ -57,11 +70,11 @@ def build_artifact(
         source["train_path"] = str(train_path.resolve())
     save_artifact(
         folder,
-        rating.model,
+        rating.model if rating else None,
         ranking.model,
         data.item_ids,
         catalogue,
-        rating_train_config=rating_config.to_dict(),
+        rating_train_config=rating_config.to_dict() if rating_config else None,
         ranking_train_config=ranking_config.to_dict(),
         data=source,
         metrics=metrics,

@@ -6,16 +6,17 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service import examples
 from service.errors import StoreUnavailable
-from service.schemas import Readiness
+from service.schemas import Liveness, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz", response_model=Liveness)
+async def healthz() -> Liveness:
     """The process is alive."""
-    return {"status": "ok"}
+    return Liveness(status="ok")
 
 
 @router.get(
@@ -35,7 +36,11 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "model_version": services.recommender.version})
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"example": examples.METRICS}}}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     registry = request.app.state.services.metrics.registry

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
+from service import examples
 from service.deps import ItemIdPath, KnownQuery, ReadAccess, RecommenderDep, WriteAccess
 from service.http_errors import ERROR_RESPONSES
 from service.item_store import Item as StoredItem
@@ -27,9 +28,12 @@ router = APIRouter(
 @router.get("", response_model=CataloguePage, dependencies=[ReadAccess])
 async def list_items(
     rec: RecommenderDep,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    cursor: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    limit: Annotated[int, Query(ge=1)] = 50,
+    q: Annotated[str | None, Query(max_length=200, description="part of the title, any "
+                                  "case", examples=["star"])] = None,
+    cursor: Annotated[str | None, Query(pattern=ID_PATTERN, description="the previous "
+                                        "page's `next_cursor`")] = None,
+    limit: Annotated[int, Query(ge=1, description="items per page: 1 to BECAUSE_MAX_K "
+                                "(default 100)")] = 50,
 ) -> CataloguePage:
     """Catalogue pages in id order; `q` keeps titles containing it (any case). Pass the
     answer's `next_cursor` back for the next page; null means the end."""
@@ -45,7 +49,10 @@ async def list_items(
     responses={200: {"model": CatalogueItem, "description": "updated (or revived)"}},
 )
 async def put_item(
-    item_id: ItemIdPath, body: ItemPut, rec: RecommenderDep, response: Response
+    item_id: ItemIdPath,
+    body: Annotated[ItemPut, Body(openapi_examples=examples.ITEM_PUT)],
+    rec: RecommenderDep,
+    response: Response,
 ) -> CatalogueItem:
     """Creates (201) or updates (200) an item; a retired item put again is revived. Until
     it has raters the model places it from its genres; from its first raters on, fold-in
@@ -70,7 +77,9 @@ async def get_item(item_id: ItemIdPath, rec: RecommenderDep) -> CatalogueItem:
 
 @router.get("/{item_id}/similar", response_model=SimilarResponse, dependencies=[ReadAccess])
 async def similar(
-    item_id: ItemIdPath, rec: RecommenderDep, k: Annotated[int, Query(ge=1)] = 10
+    item_id: ItemIdPath,
+    rec: RecommenderDep,
+    k: Annotated[int, Query(ge=1, description="items: 1 to BECAUSE_MAX_K (default 100)")] = 10,
 ) -> SimilarResponse:
     """Nearest items by cosine similarity of the ranking model's item embeddings."""
     found = rec.similar(item_id, k)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
+from fastapi import APIRouter, Body
+
+from service import examples
 from service.deps import KnownQuery, ReadAccess, RecommenderDep
 from service.http_errors import ERROR_RESPONSES
 from service.routes.render import new_ratings, ranked_items
@@ -15,7 +18,10 @@ router = APIRouter(
 
 
 @router.post("/score", response_model=ScoreResponse)
-async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
+async def score(
+    body: Annotated[ScoreRequest, Body(openapi_examples=examples.SCORE)], rec: RecommenderDep
+) -> ScoreResponse:
+    """Predicted ratings of the given items for a stored user or an inline history."""
     inline = None if body.ratings is None else new_ratings(body.ratings)
     scored = await rec.score(body.user_id, inline, body.item_ids)
     return ScoreResponse(
@@ -29,7 +35,9 @@ async def score(body: ScoreRequest, rec: RecommenderDep) -> ScoreResponse:
 
 
 @router.post("/rank", response_model=RankResponse)
-async def rank(body: RankRequest, rec: RecommenderDep) -> RankResponse:
+async def rank(
+    body: Annotated[RankRequest, Body(openapi_examples=examples.RANK)], rec: RecommenderDep
+) -> RankResponse:
     """Top k items. Without `candidates`, the whole catalogue (docs/architecture.md)."""
     inline = None if body.ratings is None else new_ratings(body.ratings)
     ranked = await rec.rank(

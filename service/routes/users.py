@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
+from service import examples
 from service.deps import ItemIdQuery, KnownQuery, ReadAccess, RecommenderDep, UserId, WriteAccess
 from service.http_errors import ERROR_RESPONSES
 from service.routes.render import because, new_ratings, ranked_items
@@ -26,7 +27,11 @@ router = APIRouter(
 
 
 @router.post("/{user_id}/ratings", response_model=RatingsStored, dependencies=[WriteAccess])
-async def post_ratings(user_id: UserId, body: RatingsPost, rec: RecommenderDep) -> RatingsStored:
+async def post_ratings(
+    user_id: UserId,
+    body: Annotated[RatingsPost, Body(openapi_examples=examples.RATINGS_POST)],
+    rec: RecommenderDep,
+) -> RatingsStored:
     """Appends ratings; re-rating an item replaces it. All or nothing: one bad entry
     rejects the batch (422/413) and nothing is stored."""
     stored, size = await rec.add_ratings(user_id, new_ratings(body.ratings))
@@ -57,7 +62,8 @@ async def explanation(
     user_id: UserId,
     rec: RecommenderDep,
     item_id: ItemIdQuery,
-    k: Annotated[int, Query(ge=1)] = 5,
+    k: Annotated[int, Query(ge=1, description="history items in `because` and in `despite` "
+                            "each: 1 to BECAUSE_MAX_K (default 100)")] = 5,
 ) -> ExplanationResponse:
     """Why this user gets this prediction: history items by how much each raises it."""
     explained = await rec.explain(user_id, item_id, k)
@@ -84,9 +90,13 @@ async def explanation(
 async def because_you_watched(
     user_id: UserId,
     rec: RecommenderDep,
-    rows: Annotated[int, Query(ge=1, le=20)] = 3,
-    k: Annotated[int, Query(ge=1, le=50)] = 10,
+    rows: Annotated[int, Query(ge=1, le=20, description="rows, one per liked item")] = 3,
+    k: Annotated[int, Query(ge=1, le=50, description="items per row")] = 10,
 ) -> CarouselResponse:
+    """Home-page rows "because you watched X", newest X first: X an item the user liked
+    (rated 4 or more on 1..5, three quarters up any scale), each row the recommendations X
+    pushes up most, none repeated across rows. Fewer or shorter rows when the history
+    allows no more."""
     carousels = await rec.carousels(user_id, rows, k)
     return CarouselResponse(
         user_id=user_id,
