@@ -8,7 +8,10 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # Every version comes from the lock files (`make lock` writes them); torch's too.
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements.lock)
 DATA_DIR ?= var/data
-ARTIFACT ?= var/artifacts/ml-100k
+# The demo model's recipe: fast (the default), or quality (slower, what the quality
+# benchmarks measure): `make serve MODEL=quality`.
+MODEL ?= fast
+ARTIFACT ?= var/artifacts/ml-100k$(if $(filter quality,$(MODEL)),-quality)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -47,7 +50,7 @@ test-fast: install lint
 $(ARTIFACT)/manifest.json: | install
 	$(BIN)/because data fetch movielens-100k --dest $(DATA_DIR)
 	$(BIN)/because train --train $(DATA_DIR)/movielens-100k/ml-100k.inter \
-		--items $(DATA_DIR)/movielens-100k/ml-100k.item --out $(ARTIFACT)
+		--items $(DATA_DIR)/movielens-100k/ml-100k.item --out $(ARTIFACT) --preset $(MODEL)
 
 demo-artifact: $(ARTIFACT)/manifest.json
 

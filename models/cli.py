@@ -38,6 +38,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the data's ratings (1:5:1, MovieLens's stars; 0.5:5:0.5 for half stars); "
         "recorded in the artifact, which the service checks posted ratings against",
     )
+    train.add_argument(
+        "--preset", choices=["fast", "quality"], default="fast",
+        help="fast (default): the demo's recipe, about half the epochs; quality: the "
+        "slower recipe the quality benchmarks measure (bench/findings.md)",
+    )
     train.add_argument("--head", choices=["dot", "mlp1", "mlp2"], help="rating head (dot)")
     train.add_argument("--dim", type=int, help="rating model embedding width (128)")
     train.add_argument("--epochs", type=int, dest="max_epochs", help="rating model epochs (30)")
@@ -107,19 +112,16 @@ def _train(args: argparse.Namespace) -> int:
 def _train_from(args: argparse.Namespace) -> int:
     from models.data.readers import MOVIELENS_SCALE, read_items, read_ratings
     from models.data.table import Catalogue
-    from models.training.configs import given
+    from models.training.configs import PRESETS, given
     from models.training.pipeline import build_artifact
-    from models.training.ranking import RankingTrainConfig
-    from models.training.rating import RatingTrainConfig
 
-    rating = RatingTrainConfig()
+    rating, ranking = PRESETS[args.preset]
     rating = given(
         rating,
         model=given(rating.model, head=args.head, dim=args.dim, biases=args.biases,
                     implicit=args.implicit),
         max_epochs=args.max_epochs, seed=args.seed, device=args.device,
     )
-    ranking = RankingTrainConfig()
     ranking = given(
         ranking,
         model=given(ranking.model, hops=args.ranker_hops, width=args.ranker_width),

@@ -185,3 +185,37 @@ def test_activating_a_version_loads_no_torch(artifact_dir: Path, tmp_path: Path,
     )
     assert done.returncode == 0, done.stderr
     assert f"current: {version}" in done.stdout and "torch loaded: False" in done.stdout
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("preset", [None, "fast", "quality"])
+def test_train_takes_the_recipe_of_its_preset_then_the_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, preset: str | None
+) -> None:
+    from models.training import pipeline
+    from models.training.configs import PRESETS
+    from models.training.ranking import RankingTrainConfig
+    from models.training.rating import RatingTrainConfig
+
+    def capture(table, catalogue, folder, scale, rating, ranking, **kw):  # noqa: ANN001, ANN202
+        raise _Captured(rating, ranking)
+
+    monkeypatch.setattr(pipeline, "build_artifact", capture)
+    ratings = tmp_path / "r.csv"
+    ratings.write_text("user_id,item_id,rating\nu,a,5\nu,b,3\nv,a,4\n")
+    args = ["train", "--train", str(ratings), "--out", str(tmp_path / "a"), "--seed", "7"]
+    with pytest.raises(_Captured) as captured:
+        main(args + ([] if preset is None else ["--preset", preset]))
+    rating, ranking = captured.value.args
+    expected = PRESETS[preset or "fast"]
+    assert (rating.lr, rating.batch_size, ranking.lr) == (
+        expected[0].lr, expected[0].batch_size, expected[1].lr)
+    assert rating.seed == ranking.seed == 7  # a flag wins over the recipe
+    if preset == "quality":
+        assert (rating.lr, ranking.patience) == (RatingTrainConfig().lr,
+                                                 RankingTrainConfig().patience)
+    else:
+        assert rating.lr > RatingTrainConfig().lr and ranking.patience == 2
