@@ -40,6 +40,7 @@ from models.evaluation.ranking import evaluate_ranking, metrics_at_k, ranking_ta
 from models.evaluation.ranking_baselines import interaction_matrix
 from models.evaluation.rating import histories_by_user
 from models.inference.predictor import ExplainJob, Predictor, ScoreJob
+from models.training.configs import PRESETS
 from models.training.pipeline import build_artifact
 from service.app import create_app
 from service.settings import Settings
@@ -49,15 +50,17 @@ WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 ORDERS = ("recommended", "ranking")
 
 
-def trained(past: RatingTable, catalogue: Catalogue, folder: Path) -> Artifact:
-    build_artifact(past, catalogue, folder, progress=False)
+def trained(past: RatingTable, catalogue: Catalogue, folder: Path, preset: str) -> Artifact:
+    rating, ranking = PRESETS[preset]
+    build_artifact(past, catalogue, folder, rating_config=rating, ranking_config=ranking,
+                   progress=False)
     return load_artifact(folder)
 
 
-def choose_weight(past: RatingTable, catalogue: Catalogue, folder: Path) -> dict:
+def choose_weight(past: RatingTable, catalogue: Catalogue, folder: Path, preset: str) -> dict:
     """Liked NDCG@10 of the recommended order on the past's own last 10, by weight."""
     fit, val = temporal_holdout(past, 10)
-    artifact = trained(fit, catalogue, folder)
+    artifact = trained(fit, catalogue, folder, preset)
     task = ranking_task(fit, val, artifact.item_ids, min_rating=LIKED)
     histories = histories_by_user(fit, artifact.item_ids)
     every = np.arange(len(artifact.item_ids))
@@ -208,6 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k"))
     parser.add_argument("--weight", type=float, help="skip the validation search")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast",
+                        help="training recipe (fast: what `make serve` trains)")
     args = parser.parse_args()
 
     table, _ = read_ratings(args.data / "u.data", layout="grouplens")
@@ -216,10 +221,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         validation = {}
         if args.weight is None:
-            validation = choose_weight(past, catalogue, Path(tmp) / "validation")
+            validation = choose_weight(past, catalogue, Path(tmp) / "validation",
+                                       args.preset)
         weight = args.weight if args.weight is not None else max(validation, key=validation.get)
         artifact_dir = Path(tmp) / "past"
-        artifact = trained(past, catalogue, artifact_dir)
+        artifact = trained(past, catalogue, artifact_dir, args.preset)
         api = asyncio.run(through_the_api(artifact_dir, weight, past, future,
                                           artifact.item_ids))
         lever = attention_lever(artifact, past)
@@ -242,8 +248,8 @@ def main() -> None:
     print(f"top-attention item the bigger lever: {lever['top_attention_bigger_lever']:.1%} "
           f"of {lever['pairs']} pairs (goal >= 90%)")
     path = append_result("recommendations", {
-        "like_weight": weight, "validation_liked_ndcg": validation, "api": api,
-        "ease": ease, "attention_lever": lever,
+        "preset": args.preset, "like_weight": weight, "validation_liked_ndcg": validation,
+        "api": api, "ease": ease, "attention_lever": lever,
         "rating_config": artifact.manifest["rating"],
     })
     print(f"appended to {path}")

@@ -218,4 +218,4 @@ def test_train_takes_the_recipe_of_its_preset_then_the_flags(
         assert (rating.lr, ranking.patience) == (RatingTrainConfig().lr,
                                                  RankingTrainConfig().patience)
     else:
-        assert rating.lr > RatingTrainConfig().lr and ranking.patience == 1
+        assert rating.lr > RatingTrainConfig().lr and ranking.patience == 2
