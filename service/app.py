@@ -30,6 +30,7 @@ from service.batcher import MicroBatcher
 from service.body_limit import BodySizeLimit
 from service.catalogue import CatalogueMirror
 from service.events import EventLog
+from service.heap import long_lived
 from service.http_errors import install_error_handlers
 from service.importer import import_ratings
 from service.item_codes import ItemCodes
@@ -78,13 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events = EventLog(client, keys)
             store = ModelStore(settings.store) if settings.store is not None else None
             pointer = ModelPointer(client, keys, events)
-            artifact = await _first_model(settings, store, pointer, device)
-            codes = ItemCodes(client, keys)
-            await codes.load()
-            items = ItemStore(client, keys, codes, events)
-            await items.seed(catalogued(artifact))
-            mirror = CatalogueMirror([item async for item in items.scan()])
-            served = serve(artifact, {}, mirror, settings, device)
+            with long_lived():
+                artifact = await _first_model(settings, store, pointer, device)
+                codes = ItemCodes(client, keys)
+                await codes.load()
+                items = ItemStore(client, keys, codes, events)
+                await items.seed(catalogued(artifact))
+                mirror = CatalogueMirror([item async for item in items.scan()])
+                served = serve(artifact, {}, mirror, settings, device)
             ratings = RatingStore(client, keys, codes, settings.history_cap,
                                   settings.redis_wait_replicas, settings.redis_wait_ms,
                                   metrics.redis_call)

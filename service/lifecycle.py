@@ -42,6 +42,7 @@ from models.data.table import RatingScale
 from models.inference.fold_in import FoldedItem, Rater, fold_in_item
 from service.catalogue import CatalogueMirror
 from service.events import ACTIVATE, FOLDED, ITEM, EventLog, Missed
+from service.heap import settle
 from service.item_store import Item, ItemStore, catalogued
 from service.keys import Keys
 from service.metrics import Metrics
@@ -216,6 +217,7 @@ class Lifecycle:
         for served in (self.current, self.previous):
             if served is not None:
                 served.catalogue.refresh_retired()
+        settle()
 
     # -- versions ------------------------------------------------------------------------
 
@@ -247,6 +249,7 @@ class Lifecycle:
                 self._refuse(version, f"{type(exc).__name__}: {exc}")
                 return False
             self.current, self.previous = served, self.current
+            settle()
             self._swapped(version, "swap")
             await self._queue_untrained()
             return True
@@ -311,6 +314,7 @@ class Lifecycle:
             )
             grown.index_folded(list(updates))
             self.current = grown
+            settle()
 
     # -- the fold-in worker --------------------------------------------------------------
 

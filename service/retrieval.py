@@ -4,12 +4,18 @@ Items are compared by cosine similarity of those embeddings (co-occurrence vecto
 the rating scorer's structure table M): close items are ones rated by the same people, and
 ones the attention treats alike. The index comes with the artifact
 (`models/inference/item_index.py`); an artifact without one gets it built at load.
+
+An IVF index's coarse step (each query against every list's centroid) is one matrix
+product, done here by torch: FAISS's own BLAS took 19 ms for a rank's 128 queries against
+4,000 centroids of 256 floats on this 2-core host, torch 2.8 ms. FAISS then scans the lists
+torch chose (`search_preassigned`), so what is found is what `index.search` finds.
 """
 
 from __future__ import annotations
 
 import faiss
 import numpy as np
+import torch
 
 from models.inference.item_index import build_index, normalised
 
@@ -32,8 +38,12 @@ class ItemIndex:
             extra = np.arange(stored.ntotal, len(self.vectors), dtype=np.int64)
             if len(extra):
                 self.index.add_with_ids(self.vectors[extra], extra)
-        if nprobe is not None and hasattr(self.index, "nprobe"):
-            self.index.nprobe = nprobe
+        # (E, nlist) centroids of an IVF index, for the coarse step; None for an exact one.
+        self._centroids: torch.Tensor | None = None
+        if isinstance(self.index, faiss.IndexIVF):
+            self.index.nprobe = min(nprobe or self.index.nprobe, self.index.nlist)
+            centroids = self.index.quantizer.reconstruct_n(0, self.index.nlist)
+            self._centroids = torch.from_numpy(np.ascontiguousarray(centroids.T))
         # Items by learned bias, best first: what the scorer favours regardless of taste.
         self.by_bias = np.argsort(-item_bias) if item_bias is not None else np.arange(0)
 
@@ -56,7 +66,7 @@ class ItemIndex:
         item index: what the asking snapshot knows and has not retired; all when None)."""
         allowed = self._everything(allowed)
         wanted = k + 1 + int((~allowed).sum())
-        scores, items = self.index.search(self.vectors[item : item + 1], wanted)
+        scores, items = self._search(self.vectors[item : item + 1], wanted)
         items, scores = items[0], scores[0]
         keep = (items != item) & (items >= 0) & (items < len(allowed))
         keep[keep] &= allowed[items[keep]]
@@ -69,11 +79,20 @@ class ItemIndex:
         allowed = self._everything(allowed)
         found = [self.by_bias[:popular]]
         if len(queries):
-            _, items = self.index.search(self.vectors[queries], per_query)
+            _, items = self._search(self.vectors[queries], per_query)
             found.append(items[items >= 0].ravel())
         pool = np.unique(np.concatenate(found)).astype(np.int64)
         pool = pool[pool < len(allowed)]
         return pool[allowed[pool]]
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`index.search`, an IVF's coarse step by torch (see the module's docstring)."""
+        if self._centroids is None:
+            return self.index.search(queries, k)
+        closeness = torch.from_numpy(queries) @ self._centroids
+        scores, lists = torch.topk(closeness, self.index.nprobe, dim=1)
+        return self.index.search_preassigned(queries, k, lists.numpy().astype(np.int64),
+                                             scores.numpy())
 
     def _everything(self, allowed: np.ndarray | None) -> np.ndarray:
         return np.ones(len(self.vectors), bool) if allowed is None else allowed

@@ -47,12 +47,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
     logging.config.dictConfig(log_config(settings))
     if settings.workers > 1:
         return _serve_workers(settings, host, port)
-    import torch
-
     from service.app import create_app
 
-    # Process-wide, so set by the process that serves rather than by the app factory.
-    torch.set_num_threads(settings.scoring_threads)
+    set_threads(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings),
                 access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
@@ -61,13 +58,21 @@ def serve(settings: Settings, host: str, port: int) -> int:
 def worker_app() -> FastAPI:
     """One worker's app, built in the spawned process from the environment the supervisor
     left (`worker_environment`)."""
-    import torch
-
     from service.app import create_app
 
     settings = Settings()
-    torch.set_num_threads(settings.scoring_threads)
+    set_threads(settings)
     return create_app(settings)
+
+
+def set_threads(settings: Settings) -> None:
+    """Threads for scoring (torch) and retrieval (FAISS's OpenMP). Process-wide, so set by
+    the process that serves rather than by the app factory."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(settings.scoring_threads)
+    faiss.omp_set_num_threads(settings.retrieval_threads)
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:

@@ -32,6 +32,22 @@ def test_ivf_recalls_the_exact_neighbours() -> None:
     assert recall >= 0.9, recall
 
 
+def test_the_ivf_coarse_step_by_torch_finds_what_faiss_finds() -> None:
+    vectors = clustered(6000, 32, 40)
+    ivf = build_index(vectors, exact_below=1000)
+    index = ItemIndex(vectors, np.zeros(6000, np.float32), ivf, nprobe=6)
+    queries = np.arange(0, 6000, 50)
+    ivf.nprobe = 6
+    _, expected = ivf.search(vectors[queries], 20)
+    pool = index.candidates(queries, 20, popular=0)
+    assert np.array_equal(pool, np.unique(expected[expected >= 0]))
+    items, _ = index.similar(7, 5)
+    assert items.tolist() == [i for i in ivf.search(vectors[7:8], 6)[1][0] if i != 7][:5]
+    # More probes than lists: every list, as FAISS's own search clamps them.
+    assert ItemIndex(vectors, np.zeros(6000, np.float32), ivf, nprobe=10_000).index.nprobe \
+        == ivf.nlist
+
+
 def test_similar_items_exclude_the_item_and_candidates_add_the_popular() -> None:
     vectors = clustered(300, 16, 5)
     bias = np.zeros(300, np.float32)
