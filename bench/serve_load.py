@@ -393,7 +393,7 @@ def main() -> None:
     load_arguments(parser)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY),
                         help="wrk connections to run at (batching off: those >= 32)")
-    parser.add_argument("--only", nargs="+", choices=("path", "throughput"),
+    parser.add_argument("--only", nargs="+", choices=("path", "throughput", "explain"),
                         help="run only these measurements (about a minute)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes of the service and of the floor app alike")
@@ -442,9 +442,11 @@ def main() -> None:
                             service_process, service_url,
                             cases["POST /v1/rank (1000 candidates)"]),
                     }, args.seconds, folder)
-                if not only:
+                if not only or "explain" in only:
                     explained = explain_cost(service_url, list(users))
                     print("explanations", explained, flush=True)
+                    goals["explain"] = explained
+                if not only:
                     for c in args.concurrency:
                         wrk(floor_url, floor_specs, c, 2, folder)  # warm-up
                         results.setdefault("floor: HTTP + Redis GET", {})[c] = wrk(
@@ -505,6 +507,12 @@ def report_goals(goals: dict) -> None:
               f"{f['ceiling_per_second']:.0f} req/s, achieved x{f['of_ceiling']:.2f} of it "
               f"(goal for rank >= 0.60); the server used {f['server_cores_used']:.2f} of "
               f"{len(os.sched_getaffinity(0))} cores, machine idle {f['machine_idle_share']:.0%}")
+    explained = goals.get("explain")
+    if explained is not None:
+        print(f"/v1/rank whole catalogue, k = 10, one client: p50 "
+              f"{explained['with']['p50_ms']:.2f} ms with explain, "
+              f"{explained['without']['p50_ms']:.2f} ms without: x{explained['p50_ratio']:.2f} "
+              f"(goal <= x1.5)")
 
 
 def report(results: dict, batching_off: dict, compute: dict, growth_figures: dict,
