@@ -155,30 +155,17 @@ def non_2xx_cell(figures: dict) -> str:
     return f"{figures['non_2xx']} ({statuses})" if statuses else str(figures["non_2xx"])
 
 
-def recommendations_section(row: dict | None) -> list[str]:
+def recommendations_section(runs: dict[str, dict | None]) -> list[str]:
+    """The newest run of each training recipe (runs before the recipes: `quality`)."""
     lines = ["## Recommendations and reasons a person agrees with", ""]
-    if row is None:
+    if not any(runs.values()):
         return lines + ["Not run (`python -m bench.recommendations`).", ""]
-    api, ease = row["api"], row["ease"]
-    lines += [_provenance(row), "",
-              "Temporal split, every user's past posted through the API and every user "
-              f"ranked (k = 10, with explanations); like weight {row['like_weight']} "
-              "(chosen on validation liked NDCG@10: "
-              + ", ".join(f"{w}: {v:.4f}" for w, v in row["validation_liked_ndcg"].items())
-              + "). `bench/recommendations.py`.", "",
-              "| order | NDCG@10 | liked NDCG@10 | top-10 predicted < 3 | reasons > 0 | "
-              "reasons rated >= 4 |", "| --- | --- | --- | --- | --- | --- |"]
-    for name in ("recommended", "ranking"):
-        m = api[name]
-        lines.append(f"| {name} | {m['ndcg']:.4f} | {m['liked_ndcg']:.4f} | "
-                     f"{m['below_3_share']:.1%} | {m['reasons_positive_share']:.1%} | "
-                     f"{m['reasons_liked_share']:.1%} |")
-    lines += [f"| EASE {ease['params']} | {ease['ndcg']:.4f} | {ease['liked_ndcg']:.4f} | | | |",
-              "", f"Carousel rows with 10 items: {api['carousels']['full_share']:.1%} of "
-              f"{api['carousels']['rows']} rows; items repeated within a user's rows: "
-              f"{api['carousels']['repeated_items']}. The rating model's top-attention item "
-              f"is the bigger lever in {row['attention_lever']['top_attention_bigger_lever']:.1%}"
-              f" of {row['attention_lever']['pairs']} pairs.", ""]
+    for preset, row in runs.items():
+        if row is None:
+            lines += [f"Recipe `{preset}`: not run (`python -m bench.recommendations "
+                      f"--preset {preset}`).", ""]
+            continue
+        lines += _recommendations_run(preset, row)
     lever = newest("attention_lever")
     if lever is not None:
         lines += [_provenance(lever), "", "The rating model's attention on u1 "
@@ -187,6 +174,30 @@ def recommendations_section(row: dict | None) -> list[str]:
                       f"item the bigger lever in {r['top_attention_bigger_lever']:.1%} of pairs"
                       for name, r in lever["results"].items()) + ".", ""]
     return lines
+
+
+def _recommendations_run(preset: str, row: dict) -> list[str]:
+    api, ease = row["api"], row["ease"]
+    lines = [f"Recipe `{preset}` (`because train --preset {preset}`). " + _provenance(row), "",
+             "Temporal split, every user's past posted through the API and every user "
+             f"ranked (k = 10, with explanations); like weight {row['like_weight']} "
+             "(chosen on validation liked NDCG@10: "
+             + ", ".join(f"{w}: {v:.4f}" for w, v in row["validation_liked_ndcg"].items())
+             + "). `bench/recommendations.py`.", "",
+             "| order | NDCG@10 | liked NDCG@10 | top-10 predicted < 3 | reasons > 0 | "
+             "reasons rated >= 4 |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in ("recommended", "ranking"):
+        m = api[name]
+        lines.append(f"| {name} | {m['ndcg']:.4f} | {m['liked_ndcg']:.4f} | "
+                     f"{m['below_3_share']:.1%} | {m['reasons_positive_share']:.1%} | "
+                     f"{m['reasons_liked_share']:.1%} |")
+    return lines + [
+        f"| EASE {ease['params']} | {ease['ndcg']:.4f} | {ease['liked_ndcg']:.4f} | | | |",
+        "", f"Carousel rows with 10 items: {api['carousels']['full_share']:.1%} of "
+        f"{api['carousels']['rows']} rows; items repeated within a user's rows: "
+        f"{api['carousels']['repeated_items']}. The rating model's top-attention item "
+        f"is the bigger lever in {row['attention_lever']['top_attention_bigger_lever']:.1%}"
+        f" of {row['attention_lever']['pairs']} pairs.", ""]
 
 
 def fold_in_section(row: dict | None) -> list[str]:
@@ -295,7 +306,8 @@ def speed_section(serve: dict | None, new_user: dict | None, scaling: dict | Non
                       f"{explained['without']['p50_ms']:.2f} ms, "
                       f"x{explained['p50_ratio']:.2f} (goal: at most x1.5).", ""]
     lines += load_lines(serve, newest("serve", lambda row: max(map(len, row["load"].values())) > 1))
-    lines += request_path_lines(newest("request_path"))
+    lines += request_path_lines(newest("request_path", lambda row: "path" in row))
+    lines += explain_lines(newest("request_path", lambda row: "explain" in row))
     recovery = newest("recovery")
     if recovery is not None:
         lines += [_provenance(recovery), "",
@@ -358,6 +370,18 @@ def request_path_lines(row: dict | None) -> list[str]:
     return lines + [""]
 
 
+def explain_lines(row: dict | None) -> list[str]:
+    """The explanation cost alone (`bench.serve_load --only explain`), the default order."""
+    if row is None:
+        return []
+    explained = row["explain"]
+    return [_provenance(row), "",
+            f"Explanations, the default order: `/v1/rank` over the whole catalogue, k = 10, one "
+            f"client, with and without `explain` alternated: p50 "
+            f"{explained['with']['p50_ms']:.2f} ms against {explained['without']['p50_ms']:.2f} "
+            f"ms, x{explained['p50_ratio']:.2f} (goal: at most x1.5).", ""]
+
+
 def findings_section() -> list[str]:
     """bench/findings.md, ending in a blank line like every section (so the one before it
     already leaves one): the notes on what each run means are written by hand, so they are
@@ -376,7 +400,9 @@ def main() -> None:
     lines += new_users_section(newest("new_users"))
     lines += ranking_section(newest("ranking"))
     lines += ablation_section(newest("ranker_ablation"))
-    lines += recommendations_section(newest("recommendations"))
+    lines += recommendations_section({
+        preset: newest("recommendations", lambda r, p=preset: r.get("preset", "quality") == p)
+        for preset in ("fast", "quality")})
     lines += fold_in_section(newest("item_fold_in"))
     lines += swap_section(newest("swap_load"))
     lines += scale_out_section(newest("redis_memory"), newest("failover"))
