@@ -358,6 +358,35 @@ async def test_export_writes_every_history_in_a_file_train_reads(
     assert got == want
 
 
+class RepeatingScan:
+    """A real client whose SCAN returns every key twice, as Redis may while it rehashes."""
+
+    def __init__(self, client) -> None:  # noqa: ANN001
+        self._client = client
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._client, name)
+
+    async def scan_iter(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        async for key in self._client.scan_iter(*args, **kwargs):
+            yield key
+            yield key
+
+
+async def test_export_writes_a_user_once_when_scan_returns_the_key_again(
+    client: httpx.AsyncClient, live: Settings, tmp_path: Path, planted,
+) -> None:
+    liked, disliked = liked_and_disliked(planted)
+    await client.post("/v1/users/twice/ratings", json={"ratings": as_ratings(liked[:3], [])})
+    out = tmp_path / "export.csv"
+    async with redis_connection(live) as redis_client:
+        keys = Keys(live.key_prefix)
+        store = RatingStore(redis_client, keys, ItemCodes(redis_client, keys), live.history_cap)
+        found = await export_ratings(RepeatingScan(redis_client), store, keys, out, page=1)
+    assert found == (1, 3)
+    assert len(read_ratings(out)[0].users) == 3
+
+
 async def test_items_folded_into_one_version_are_folded_again_into_the_next(
     from_store: tuple[Settings, ModelStore, str, str], planted
 ) -> None:
