@@ -30,29 +30,34 @@ from service.item_codes import ItemCodes
 from service.keys import Keys
 from service.redis_client import Client, store_errors
 
-# KEYS[1]: the ids set, KEYS[2..]: the items' hashes. ARGV: per item its id and its
-# `_fields` values, in order. An item already catalogued is left as it is. One slot (the
-# shared tag), so one script in a cluster too.
+# KEYS[1]: the ids set, KEYS[2..]: the items' hashes. ARGV: the field count n, the n
+# field names, then per item its id and its n values. An item already catalogued is left as
+# it is. One slot (the shared tag), so one script in a cluster too.
 _SEED_SCRIPT = """
+local n = tonumber(ARGV[1])
 local added = 0
 for i = 2, #KEYS do
-  local a = (i - 2) * 6 + 1
-  if redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[a]) == 1 then
-    redis.call('HSET', KEYS[i], 'title', ARGV[a + 1], 'genres', ARGV[a + 2],
-               'attributes', ARGV[a + 3], 'retired', ARGV[a + 4], 'updated', ARGV[a + 5])
+  local at = n + 2 + (i - 2) * (n + 1)
+  if redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[at]) == 1 then
+    local fields = {}
+    for j = 1, n do
+      fields[#fields + 1] = ARGV[1 + j]
+      fields[#fields + 1] = ARGV[at + j]
+    end
+    redis.call('HSET', KEYS[i], unpack(fields))
     added = added + 1
   end
 end
 return added
 """
 
-# KEYS: items' hashes. Per item, the values of _READ_FIELDS (nil where absent).
+# KEYS: items' hashes; ARGV: field names. Per item, each field's value (nil where absent).
 _READ_FIELDS = ("title", "genres", "attributes", "retired")
 _READ_SCRIPT = """
 local out = {}
 for _, key in ipairs(KEYS) do
-  local values = redis.call('HMGET', key, 'title', 'genres', 'attributes', 'retired')
-  for j = 1, 4 do out[#out + 1] = values[j] end
+  local values = redis.call('HMGET', key, unpack(ARGV))
+  for j = 1, #ARGV do out[#out + 1] = values[j] end
 end
 return out
 """
@@ -114,7 +119,8 @@ class ItemStore:
         found: list = []
         with store_errors("catalogue"):
             for batch in _chunks(item_ids, 1000):
-                found += await self._read(keys=[self.key(i) for i in batch])
+                found += await self._read(keys=[self.key(i) for i in batch],
+                                         args=_READ_FIELDS)
         n = len(_READ_FIELDS)
         rows = ({k: v for k, v in zip(_READ_FIELDS, found[start : start + n], strict=True)
                  if v is not None} for start in range(0, len(found), n))
@@ -148,9 +154,13 @@ class ItemStore:
                 if not new:
                     continue
                 await self._codes.assign([i.item_id for i in new])
-                values = [v for i in new for v in (i.item_id, *_fields(i).values())]
+                rows = [_fields(i) for i in new]
+                names = list(rows[0])
+                values = [v for i, row in zip(new, rows, strict=True)
+                          for v in (i.item_id, *(row[f] for f in names))]
                 added += await self._seed(
-                    keys=[self.ids_key, *(self.key(i.item_id) for i in new)], args=values)
+                    keys=[self.ids_key, *(self.key(i.item_id) for i in new)],
+                    args=[len(names), *names, *values])
         return added
 
     async def scan(self, chunk: int = 1000) -> AsyncIterator[Item]:
