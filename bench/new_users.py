@@ -157,6 +157,7 @@ def main() -> None:
         "train_config": config.to_dict(),
         "attentive_train_s": round(result.seconds, 1),
         "attentive_best_epoch": result.best_epoch,
+        "history_offset_shrink": result.model.config.history_offset_shrink,
         "wall_s": seconds,
     }
     print(f"appended to {append_result('new_users', record, run_provenance)}")

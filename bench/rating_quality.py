@@ -63,6 +63,8 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str
             "train_s": round(result.seconds, 1),
             "best_epoch": result.best_epoch,
             "validation_rmse": round(result.validation_rmse, 4),
+            "history_offset_shrink": result.model.config.history_offset_shrink,
+            "offset_validation_rmse": result.offset_rmse,
             "device": result.device,
         }
         print(f"  u{fold} attentive_{head}: {rows[f'attentive_{head}']['rmse']:.4f} "

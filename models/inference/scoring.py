@@ -15,18 +15,17 @@ from models.networks.rating import RatingModel, RatingOutput
 
 
 @torch.inference_mode()
-def rating_output(
-    model: RatingModel, batch: PaddedBatch, context_mask: torch.Tensor | None = None
-) -> RatingOutput:
-    """Predicted ratings (H, C) and attention (H, C, L). Padded target slots hold
-    meaningless values; callers read only the first len(targets) of each row."""
+def rating_output(model: RatingModel, batch: PaddedBatch) -> RatingOutput:
+    """Predicted ratings (H, C), calibrated by each history's offset, and attention
+    (H, C, L). Padded target slots hold meaningless values; callers read only the first
+    len(targets) of each row."""
     return model(
         batch.hist_items,
         batch.hist_ratings,
         batch.hist_mask,
         batch.targets,
         batch.target_mask,
-        context_mask,
+        calibrated=True,
     )
 
 

@@ -74,7 +74,9 @@ def build_artifact(
         ranking.model,
         data.item_ids,
         catalogue,
-        rating_train_config=rating_config.to_dict() if rating_config else None,
+        # The trained model's architecture: training chose its history offset.
+        rating_train_config=(replace(rating_config, model=rating.model.config).to_dict()
+                             if rating_config and rating else None),
         ranking_train_config=ranking_config.to_dict(),
         data=source,
         metrics=metrics,

@@ -153,16 +153,26 @@ def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> No
     assert head("mlp1", train_context_min=8).shortest_context == 8
 
 
-@pytest.mark.parametrize(
-    ("head", "attentive_bias"), [("mlp1", True), ("mlp2", True), ("dot", True), ("dot", False)]
-)
-def test_leave_one_out_equals_real_removal_for_every_head(head: str, attentive_bias: bool) -> None:
+def random_model(**config: object) -> RatingModel:
+    """A small model with every weight away from its initial zeros."""
     torch.manual_seed(0)
-    config = RatingModelConfig(dim=8, head=head, hidden=(8,), attentive_bias=attentive_bias)
-    model = RatingModel(config, 30, SCALE).eval()
-    with torch.no_grad():  # every weight away from its initial zeros
+    model = RatingModel(RatingModelConfig(dim=8, hidden=(8,), **config), 30, SCALE).eval()
+    with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("head", "attentive_bias", "offset_shrink"),
+    [("mlp1", True, None), ("mlp2", True, None), ("dot", True, None), ("dot", False, None),
+     ("dot", True, 3.0), ("mlp1", True, 3.0), ("dot", True, 0.0)],
+)
+def test_leave_one_out_equals_real_removal_for_every_head(
+    head: str, attentive_bias: bool, offset_shrink: float | None
+) -> None:
+    model = random_model(head=head, attentive_bias=attentive_bias,
+                         history_offset_shrink=offset_shrink)
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
     targets, positions = np.array([7, 25, 9]), np.arange(5)
     with torch.inference_mode():
@@ -174,3 +184,28 @@ def test_leave_one_out_equals_real_removal_for_every_head(head: str, attentive_b
     real = predict_ratings(model, [history.without(p) for p in positions], [targets] * 5)
     np.testing.assert_allclose(without.numpy(), np.stack(real), atol=1e-5)
     assert attention[0, 1] == 0.0  # target 7 is in the history: never attends to itself
+
+
+def test_history_offset_is_the_shrunk_mean_residual_of_each_item_predicted_from_the_others(
+) -> None:
+    plain = random_model()
+    calibrated = random_model(history_offset_shrink=3.0)
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 5, 4, 5, 4], np.float32))
+    targets = np.array([7, 25, 9])
+    own = [predict_ratings(plain, [history.without(p)], [history.items[p : p + 1]])[0][0]
+           for p in range(len(history))]
+    offset = float(np.sum(history.ratings - np.array(own))) / (len(history) + 3.0)
+    [raw] = predict_ratings(plain, [history], [targets])
+    [shifted] = predict_ratings(calibrated, [history], [targets])
+    assert abs(offset) > 0.05  # random weights: the history's items are mispredicted
+    np.testing.assert_allclose(shifted, np.clip(raw + offset, SCALE.low, SCALE.high), atol=1e-5)
+
+
+def test_training_keeps_the_history_offset_validation_prefers(
+    trained: RatingTrainResult,
+) -> None:
+    grid = trained.offset_rmse
+    assert set(grid) == {"none", *map(str, SMALL_TRAIN.history_offset_shrinks)}
+    kept = trained.model.config.history_offset_shrink
+    assert grid["none" if kept is None else str(kept)] == min(grid.values())
+    assert trained.validation_rmse == min(grid.values())
