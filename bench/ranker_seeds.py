@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.ranking_quality import PEER_GRIDS, peer_scores, tuned
+from bench.ranking_quality import PEER_GRIDS, peer_scores, ranker_scores, tuned
 from bench.record import append_result, provenance
 from bench.sasrec_peer import (
     SasrecConfig,
@@ -36,14 +36,14 @@ from bench.sasrec_peer import (
     user_sequences,
     validation_run,
 )
-from models.artifact import Artifact, load_artifact
+from models.artifact import load_artifact
 from models.data.readers import read_items, read_ratings
 from models.data.splits import temporal_holdout
 from models.data.table import Catalogue, IdMap, RatingTable
-from models.evaluation.ranking import RankingTask, ScoreUsers, evaluate_ranking, ranking_task
+from models.evaluation.ranking import RankingTask, evaluate_ranking, ranking_task
 from models.evaluation.ranking_baselines import interaction_matrix
 from models.evaluation.rating import histories_by_user
-from models.inference.predictor import Predictor, ScoreJob
+from models.inference.predictor import Predictor
 from models.training.configs import PRESETS
 from models.training.pipeline import build_artifact
 
@@ -58,27 +58,6 @@ SASREC_GRID: list[dict] = [
     {"hidden": 64, "lr": 1e-3},
     {"hidden": 64, "dropout": 0.2, "lr": 1e-3},
 ]
-
-
-def ranker_scores(artifact: Artifact, past: RatingTable, task: RankingTask) -> ScoreUsers:
-    """What `/v1/rank` without candidates runs, as `ours` in bench/ranking_quality.py:
-    every item the user has not rated, scored in the ranking order."""
-    predictor = Predictor(artifact, torch.device("cpu"))
-    histories = histories_by_user(past, artifact.item_ids)
-    every_item = np.arange(len(artifact.item_ids))
-
-    def score(rows: list[int]) -> np.ndarray:
-        jobs = []
-        for r in rows:
-            history = histories[task.users[r]]
-            pool = every_item[~np.isin(every_item, history.items)]
-            jobs.append(ScoreJob(history, pool, "ranking", top=0))
-        out = np.full((len(rows), len(every_item)), -np.inf)
-        for row, (job, result) in enumerate(zip(jobs, predictor.run(jobs), strict=True)):
-            out[row, job.targets] = result.ranking
-        return out
-
-    return score
 
 
 def ours(
@@ -96,7 +75,9 @@ def ours(
     seconds = time.perf_counter() - started
     if artifact.item_ids.ids != item_ids.ids:
         raise ValueError("the artifact numbers items differently from the task")
-    metrics = evaluate_ranking(task, ranker_scores(artifact, past, task))
+    predictor = Predictor(artifact, torch.device("cpu"))
+    histories = histories_by_user(past, artifact.item_ids)
+    metrics = evaluate_ranking(task, ranker_scores(predictor, histories, task))
     return {
         **metrics, "seed": seed, "train_seconds": seconds,
         "rating_seconds": built.rating.seconds, "ranker_seconds": built.ranking.seconds,

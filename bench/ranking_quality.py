@@ -31,9 +31,10 @@ from models.artifact import load_artifact
 from models.data.readers import read_items, read_ratings
 from models.data.splits import temporal_holdout
 from models.data.table import IdMap, RatingTable
-from models.evaluation.ranking import RankingTask, evaluate_ranking, ranking_task
+from models.evaluation.ranking import RankingTask, ScoreUsers, evaluate_ranking, ranking_task
 from models.evaluation.ranking_baselines import Ease, ItemKnn, Popularity, interaction_matrix
 from models.evaluation.rating import histories_by_user
+from models.history import History
 from models.inference.predictor import Predictor, ScoreJob
 from models.training.pipeline import build_artifact
 from service.retrieval import ItemIndex
@@ -62,6 +63,27 @@ def peer_scores(model: Peer, x: np.ndarray, user_ids: IdMap, task: RankingTask):
         if isinstance(model, ImplicitPeer):
             return model.score_users(users)
         return model.score(x[users])
+
+    return score
+
+
+def ranker_scores(
+    predictor: Predictor, histories: dict[str, History], task: RankingTask
+) -> ScoreUsers:
+    """What `/v1/rank` without candidates runs: every item the user has not rated, scored
+    in the ranking order (`Predictor.run` on a ranking job)."""
+    every_item = np.arange(predictor.ranking_model.n_items)
+
+    def score(rows: list[int]) -> np.ndarray:
+        jobs = []
+        for r in rows:
+            history = histories[task.users[r]]
+            pool = every_item[~np.isin(every_item, history.items)]
+            jobs.append(ScoreJob(history, pool, "ranking", top=0))
+        out = np.full((len(rows), len(every_item)), -np.inf)
+        for row, (job, result) in enumerate(zip(jobs, predictor.run(jobs), strict=True)):
+            out[row, job.targets] = result.ranking
+        return out
 
     return score
 
@@ -102,16 +124,7 @@ def main() -> None:
     user_histories = histories_by_user(past, item_ids)
     every_item = np.arange(len(item_ids))
 
-    def ours(rows: list[int]) -> np.ndarray:
-        jobs = []
-        for r in rows:
-            history = user_histories[task.users[r]]
-            pool = every_item[~np.isin(every_item, history.items)]
-            jobs.append(ScoreJob(history, pool, "ranking", top=0))
-        out = np.full((len(rows), len(item_ids)), -np.inf)
-        for row, (job, result) in enumerate(zip(jobs, predictor.run(jobs), strict=True)):
-            out[row, job.targets] = result.ranking
-        return out
+    ours = ranker_scores(predictor, user_histories, task)
 
     started = time.perf_counter()
     results["attentive_ranker"] = evaluate_ranking(task, ours)

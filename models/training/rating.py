@@ -315,14 +315,12 @@ def validation_rmse(
 
 
 def _offset_rmse(
-    model: RatingModel, timelines: UserTimelines, part: EncodedRatings | None,
+    model: RatingModel, timelines: UserTimelines, part: EncodedRatings,
     config: RatingTrainConfig, device: torch.device,
 ) -> dict[str, float]:
     """Validation RMSE without the history offset ("none") and with each shrinkage in
     `config.history_offset_shrinks`. The residuals do not depend on the shrinkage, so each
     history's mean residual is computed once and shrunk as sum / (n + lambda)."""
-    if part is None:
-        return {"none": float("nan")}
     found = list(_validation_predictions(model, timelines, part, device))
     errors = {"none": np.concatenate([p - truth for _, p, truth in found])}
     if not config.history_offset_shrinks:
