@@ -43,23 +43,27 @@ from bench.record import append_result, provenance
 from bench.scaling import synthetic_artifact
 from bench.serve_load import cpu_seconds, free_port, redis_server, wait_ready, wrk
 from models.artifact import load_artifact, save_artifact
-from models.inference.item_index import build_index, normalised
+from models.inference.item_index import build_index, neighbour_table, normalised
 
 USERS = 32
 HISTORY = 128
 CONCURRENCY = (1, 8)
 
 
-def build_versions(folder: Path, n_items: int) -> tuple[list[Path], float | None]:
-    """Two artifacts of `n_items` items sharing one index; seconds to build the index (None:
-    both were in `folder` already, and are reused)."""
+def build_versions(folder: Path, n_items: int) -> tuple[list[Path], dict[str, float]]:
+    """Two artifacts of `n_items` items sharing one index and neighbour table; seconds to
+    build each (none: both versions were in `folder` already, and are reused)."""
     paths = [folder / f"v{version}" for version in range(2)]
     if all((path / "manifest.json").exists() for path in paths):
-        return paths, None
+        return paths, {}
     artifact = synthetic_artifact(n_items)
+    vectors = normalised(artifact.ranking_model.item_embeddings.numpy())
     started = time.perf_counter()
-    index = build_index(normalised(artifact.ranking_model.item_embeddings.numpy()))
-    index_seconds = time.perf_counter() - started
+    index = build_index(vectors)
+    built = time.perf_counter()
+    neighbours = neighbour_table(index, vectors)
+    seconds = {"index_build_s": round(built - started, 1),
+               "neighbours_build_s": round(time.perf_counter() - built, 1)}
     for version, path in enumerate(paths):
         if version:
             with torch.no_grad():
@@ -68,8 +72,8 @@ def build_versions(folder: Path, n_items: int) -> tuple[list[Path], float | None
             path, artifact.rating_model, artifact.ranking_model,
             artifact.item_ids, artifact.catalogue, rating_train_config=artifact.manifest["rating"],
             ranking_train_config=artifact.manifest["ranking"], data={"fingerprint": "synthetic"},
-            metrics={}, item_index=index)
-    return paths, index_seconds
+            metrics={}, item_index=index, item_neighbours=neighbours)
+    return paths, seconds
 
 
 def tasteful_histories(artifact_dir: Path, rng: np.random.Generator) -> dict[str, list[dict]]:
@@ -107,11 +111,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        (v0, v1), index_seconds = build_versions(work, args.items)
-        print(f"index built in {index_seconds} s", flush=True)
+        (v0, v1), build_seconds = build_versions(work, args.items)
+        print(f"built: {build_seconds or 'reused'}", flush=True)
         users = tasteful_histories(v0, rng)
-        record = {"items": args.items, "index_build_seconds": index_seconds,
-                  "index_bytes": (v0 / "items.faiss").stat().st_size}
+        record = {"items": args.items, **build_seconds,
+                  "index_bytes": (v0 / "items.faiss").stat().st_size,
+                  "neighbours_bytes": (v0 / "neighbours.safetensors").stat().st_size}
         record.update(run_service(work, v0, v1, users, args.seconds))
     print(json.dumps(record, indent=1))
     print(f"appended to {append_result('million_items', record, started)}")

@@ -31,7 +31,7 @@ from models.artifact import save_artifact
 from models.data.encoded import EncodedRatings
 from models.data.synthetic import shop_ratings
 from models.data.table import Catalogue, RatingScale
-from models.inference.item_index import build_index, normalised
+from models.inference.item_index import build_retrieval
 from models.training.item_embeddings import frozen_item_embeddings
 from models.training.ranking import RankingTrainConfig, train_ranking_model
 from models.training.rating import RatingTrainConfig, train_rating_model
@@ -87,11 +87,13 @@ def main() -> None:
         data, embeddings, scale, ranking_config, progress=False))
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
+        index, neighbours = staged(stages, "retrieval index and neighbours", lambda:
+                                   build_retrieval(ranking.model.item_embeddings.numpy()))
         staged(stages, "artifact", lambda: save_artifact(
             folder, rating.model, ranking.model, data.item_ids, Catalogue.empty(),
             rating_train_config=rating_config.to_dict(),
             ranking_train_config=ranking_config.to_dict(), data={}, metrics={},
-            item_index=build_index(normalised(ranking.model.item_embeddings.numpy()))))
+            item_index=index, item_neighbours=neighbours))
         if args.out:
             timelines = data.timelines
             np.savez(args.out / "histories.npz", items=timelines.items,

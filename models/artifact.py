@@ -6,6 +6,8 @@
     DIR/items.json          item catalogue in model order: [{"id", "title", "genres"}]
     DIR/items.faiss         the retrieval index over the ranker's item embeddings, FAISS's
                             own format (optional: built at load when absent)
+    DIR/neighbours.safetensors  each trained item's nearest items as the index finds them
+                            (optional, written with the index: retrieval by lookup)
     DIR/manifest.json       format version, item count, rating scale, each model's training
                             config (its architecture nested in it as "model"), training-data
                             fingerprint, validation metrics, checksums, created_at
@@ -28,7 +30,10 @@ from functools import cached_property
 from pathlib import Path
 
 import faiss
+import numpy as np
 import torch
+from safetensors.numpy import load_file as load_arrays
+from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file, save_file
 
 from models.data.table import Catalogue, IdMap, RatingScale
@@ -36,6 +41,7 @@ from models.inference.item_index import read_index, write_index
 from models.manifest import (
     FORMAT_VERSION,
     ITEM_INDEX,
+    ITEM_NEIGHBOURS,
     ITEMS,
     MANIFEST,
     RANKER_WEIGHTS,
@@ -53,8 +59,8 @@ from models.networks.rating import RatingModel, RatingModelConfig
 @dataclass(frozen=True)
 class Artifact:
     """A loaded artifact: both models in eval mode (the rating model None when trained on
-    interactions alone), the item ids, the catalogue, and the retrieval index when
-    training stored one."""
+    interactions alone), the item ids, the catalogue, and the retrieval index and each
+    item's nearest neighbours ((N, k) int32) when training stored them."""
 
     rating_model: RatingModel | None
     ranking_model: RankingModel
@@ -62,6 +68,7 @@ class Artifact:
     catalogue: Catalogue
     manifest: dict
     item_index: faiss.Index | None = None
+    item_neighbours: np.ndarray | None = None
 
     @cached_property
     def version(self) -> str:
@@ -101,11 +108,13 @@ def save_artifact(
     data: dict,
     metrics: dict,
     item_index: faiss.Index | None = None,
+    item_neighbours: np.ndarray | None = None,
 ) -> Path:
-    """Writes the four files (five with `item_index`). The training configs are the
-    trainers' `to_dict()`, each with its model's architecture nested as "model"; `data`
-    holds the training data's fingerprint (and its path, when known). Without a rating
-    model (interactions alone) there is no model.safetensors and "rating" is null."""
+    """Writes the four files (five with `item_index`, six with `item_neighbours`). The
+    training configs are the trainers' `to_dict()`, each with its model's architecture
+    nested as "model"; `data` holds the training data's fingerprint (and its path, when
+    known). Without a rating model (interactions alone) there is no model.safetensors and
+    "rating" is null."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = [(ranking_model, RANKER_WEIGHTS)]
     if rating_model is not None:
@@ -124,6 +133,10 @@ def save_artifact(
     if item_index is not None:
         write_index(item_index, folder / ITEM_INDEX)
         files.append(ITEM_INDEX)
+    if item_neighbours is not None:
+        save_arrays({"neighbours": np.ascontiguousarray(item_neighbours, np.int32)},
+                    str(folder / ITEM_NEIGHBOURS))
+        files.append(ITEM_NEIGHBOURS)
     scale = ranking_model.scale
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -175,8 +188,16 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
             raise ArtifactError(
                 f"{folder / ITEM_INDEX}: {item_index.ntotal} items, the models have {n_items}"
             )
+    item_neighbours = None
+    if ITEM_NEIGHBOURS in manifest["checksums"]:
+        item_neighbours = load_arrays(str(folder / ITEM_NEIGHBOURS)).get("neighbours")
+        if item_neighbours is None or item_neighbours.ndim != 2 or len(item_neighbours) != n_items:
+            shape = None if item_neighbours is None else item_neighbours.shape
+            raise ArtifactError(
+                f"{folder / ITEM_NEIGHBOURS}: neighbours {shape}, the models have {n_items} items"
+            )
     return Artifact(rating_model, ranking_model, IdMap([row["id"] for row in items]), catalogue,
-                    manifest, item_index)
+                    manifest, item_index, item_neighbours)
 
 
 def _model_configs(

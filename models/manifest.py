@@ -15,6 +15,7 @@ WEIGHTS = "model.safetensors"
 RANKER_WEIGHTS = "ranker.safetensors"
 ITEMS = "items.json"
 ITEM_INDEX = "items.faiss"  # optional: FAISS's index of the trained items
+ITEM_NEIGHBOURS = "neighbours.safetensors"  # optional, with the index: each item's nearest
 MANIFEST = "manifest.json"
 
 

@@ -9,6 +9,12 @@ An IVF index's coarse step (each query against every list's centroid) is one mat
 product, done here by torch: FAISS's own BLAS took 19 ms for a rank's 128 queries against
 4,000 centroids of 256 floats on this 2-core host, torch 2.8 ms. FAISS then scans the lists
 torch chose (`search_preassigned`), so what is found is what `index.search` finds.
+
+A rank's candidates need no search at all when the artifact stores each trained item's
+nearest neighbours (`neighbour_table`, found by this index at training time): a history
+item's neighbours are a row of that table. Only items whose vectors changed since (folded
+in, or folded again) are searched, and are found as neighbours by an exact product
+against the history while they are few (`EXACT_FOLDED_MAX`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ import torch
 
 from models.inference.item_index import build_index, normalised
 
+# Folded items compared with a rank's queries by one exact product up to this many; past
+# it, every query is searched (the index holds them all).
+EXACT_FOLDED_MAX = 20_000
+
 
 class ItemIndex:
     """One model version's index. Folded items are upserted (FAISS ids are item indices),
@@ -26,11 +36,20 @@ class ItemIndex:
     Only the event loop's thread touches it, so searches and upserts never overlap."""
 
     def __init__(self, embeddings: np.ndarray, item_bias: np.ndarray | None,
-                 stored: faiss.Index | None = None, nprobe: int | None = None):
+                 stored: faiss.Index | None = None, nprobe: int | None = None,
+                 neighbours: np.ndarray | None = None):
         """`stored`: the artifact's index of its trained items (copied, so this version's
         upserts never reach the artifact); rows beyond it (folded items) are added.
-        `nprobe`: IVF lists searched per query (an exact index has none)."""
+        `nprobe`: IVF lists searched per query (an exact index has none).
+        `neighbours`: the artifact's (n_trained, k) table of what `stored` finds for each
+        trained item (its own nprobe), used for candidates of up to k per query."""
         self.vectors = normalised(embeddings)
+        self.neighbours = neighbours
+        # Items whose table row, or absence from it, is out of date: searched, not looked up.
+        trained = len(neighbours) if neighbours is not None else len(self.vectors)
+        self._moved = np.arange(trained, len(self.vectors), dtype=np.int64)
+        self._is_moved = np.zeros(len(self.vectors), bool)
+        self._is_moved[self._moved] = True
         if stored is None:
             self.index = build_index(self.vectors)
         else:
@@ -57,6 +76,10 @@ class ItemIndex:
         self.index.remove_ids(indices.astype(np.int64))
         self.index.add_with_ids(vectors, indices.astype(np.int64))
         self.vectors = grown
+        self._is_moved = np.concatenate(
+            [self._is_moved, np.zeros(len(grown) - len(self._is_moved), bool)])
+        self._is_moved[indices] = True
+        self._moved = np.flatnonzero(self._is_moved)
         self.by_bias = np.argsort(-item_bias)
 
     def similar(
@@ -79,11 +102,29 @@ class ItemIndex:
         allowed = self._everything(allowed)
         found = [self.by_bias[:popular]]
         if len(queries):
-            _, items = self._search(self.vectors[queries], per_query)
-            found.append(items[items >= 0].ravel())
-        pool = np.unique(np.concatenate(found)).astype(np.int64)
-        pool = pool[pool < len(allowed)]
+            found += self._neighbours_of(np.asarray(queries, np.int64), per_query)
+        pool = np.unique(np.concatenate(found).astype(np.int64))
+        pool = pool[(pool >= 0) & (pool < len(allowed))]
         return pool[allowed[pool]]
+
+    def _neighbours_of(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        """Each query's k nearest items (flat, -1 for none): from the table where its row
+        is current, searched otherwise; the moved items nearest to looked-up queries by an
+        exact product (a superset of what a search would add)."""
+        table = self.neighbours
+        if table is None or k > table.shape[1] or len(self._moved) > EXACT_FOLDED_MAX:
+            return [self._search(self.vectors[queries], k)[1].ravel()]
+        moved = self._is_moved[queries]
+        fresh = queries[~moved]
+        found = [table[fresh, :k].ravel()]
+        if moved.any():
+            found.append(self._search(self.vectors[queries[moved]], k)[1].ravel())
+        if len(self._moved) and len(fresh):
+            closeness = self.vectors[fresh] @ self.vectors[self._moved].T
+            nearest = min(k, len(self._moved))
+            top = np.argpartition(-closeness, nearest - 1, axis=1)[:, :nearest]
+            found.append(self._moved[top].ravel())
+        return found
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """`index.search`, an IVF's coarse step by torch (see the module's docstring)."""

@@ -90,7 +90,7 @@ def _assemble(artifact: Artifact, folded: dict[str, FoldedItem], mirror: Catalog
     if retrieval is None:
         vectors = predictor.item_vectors()
         retrieval = ItemIndex(vectors.embeddings, vectors.bias, artifact.item_index,
-                              settings.retrieval_probes)
+                              settings.retrieval_probes, artifact.item_neighbours)
     return ServedModel(artifact.version, artifact, predictor, catalogue, retrieval, folded,
                        prior)
 

@@ -6,6 +6,10 @@ Items are compared by cosine similarity: the index holds L2-normalised rows, its
 the rows' item indices (so items can be replaced and added later). Exact inner product for
 small catalogues; IVF beyond `EXACT_BELOW` items (nlist = 4 sqrt(n), `NPROBE` lists
 probed): IVF supports the removal that retiring and folding items in need, HNSW does not.
+
+Beside the index, each trained item's nearest `NEIGHBOURS` (`neighbour_table`): a rank's
+retrieval is then a row lookup per history item instead of a search, the ~20 ms of CPU a
+whole-catalogue rank spent searching at a million items (bench/findings.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 EXACT_BELOW = 50_000
 NPROBE = 8  # the service sets its own (BECAUSE_RETRIEVAL_PROBES)
+NEIGHBOURS = 50  # stored per item: the service's default neighbours per history item
 
 
 def normalised(embeddings: np.ndarray) -> np.ndarray:
@@ -39,6 +44,25 @@ def build_index(vectors: np.ndarray, exact_below: int = EXACT_BELOW,
         index.nprobe = nprobe
     index.add_with_ids(vectors, ids)
     return index
+
+
+def neighbour_table(index: faiss.Index, vectors: np.ndarray, k: int = NEIGHBOURS,
+                    batch: int = 16_384) -> np.ndarray:
+    """(N, k) int32: what `index.search` finds for each row of `vectors`, nearest first
+    (the item itself among them, -1 where the index holds fewer than k)."""
+    table = np.empty((len(vectors), k), np.int32)
+    for start in range(0, len(vectors), batch):
+        _, found = index.search(vectors[start : start + batch], k)
+        table[start : start + batch] = found
+    return table
+
+
+def build_retrieval(embeddings: np.ndarray) -> tuple[faiss.Index, np.ndarray]:
+    """What an artifact stores for retrieval: the index over the normalised `embeddings`
+    and each item's nearest neighbours in it."""
+    vectors = normalised(embeddings)
+    index = build_index(vectors)
+    return index, neighbour_table(index, vectors)
 
 
 def write_index(index: faiss.Index, path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from models.artifact import save_artifact
 from models.data.encoded import EncodedRatings
 from models.data.table import Catalogue, RatingScale, RatingTable
-from models.inference.item_index import build_index, normalised
+from models.inference.item_index import build_retrieval
 from models.training.item_embeddings import frozen_item_embeddings
 from models.training.ranking import RankingTrainConfig, RankingTrainResult, train_ranking_model
 from models.training.rating import RatingTrainConfig, RatingTrainResult, train_rating_model
@@ -68,6 +68,7 @@ def build_artifact(
     source = {"fingerprint": table.fingerprint()}
     if train_path is not None:
         source["train_path"] = str(train_path.resolve())
+    index, neighbours = build_retrieval(ranking.model.item_embeddings.cpu().numpy())
     save_artifact(
         folder,
         rating.model if rating else None,
@@ -80,6 +81,7 @@ def build_artifact(
         ranking_train_config=ranking_config.to_dict(),
         data=source,
         metrics=metrics,
-        item_index=build_index(normalised(ranking.model.item_embeddings.cpu().numpy())),
+        item_index=index,
+        item_neighbours=neighbours,
     )
     return Built(folder, rating, ranking)

@@ -7,10 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.artifact import ArtifactError, load_artifact, save_artifact
-from models.inference.item_index import build_index, normalised
+from models.inference.item_index import build_index, neighbour_table, normalised
 
 
 @pytest.fixture
@@ -85,26 +86,31 @@ def test_a_missing_folder_is_named(tmp_path: Path) -> None:
         load_artifact(tmp_path / "nowhere")
 
 
-def test_the_retrieval_index_travels_in_the_artifact_and_is_checked(
-    artifact_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("damaged", ["items.faiss", "neighbours.safetensors"])
+def test_the_retrieval_index_and_neighbours_travel_in_the_artifact_and_are_checked(
+    artifact_dir: Path, tmp_path: Path, damaged: str
 ) -> None:
     artifact = load_artifact(artifact_dir)
     assert artifact.item_index is None  # written without one: the service builds it
+    assert artifact.item_neighbours is None
     vectors = normalised(artifact.ranking_model.item_embeddings.numpy())
+    index = build_index(vectors)
     folder = save_artifact(
         tmp_path / "indexed", artifact.rating_model, artifact.ranking_model, artifact.item_ids,
         artifact.catalogue, rating_train_config=artifact.manifest["rating"],
         ranking_train_config=artifact.manifest["ranking"], data=artifact.manifest["data"],
-        metrics={}, item_index=build_index(vectors),
+        metrics={}, item_index=index, item_neighbours=neighbour_table(index, vectors, k=7),
     )
-    loaded = load_artifact(folder).item_index
-    assert loaded is not None and loaded.ntotal == len(artifact.item_ids)
-    _, found = loaded.search(vectors[:5], 1)
-    assert found.ravel().tolist() == [0, 1, 2, 3, 4]
-    with (folder / "items.faiss").open("r+b") as f:
+    loaded = load_artifact(folder)
+    assert loaded.item_index is not None and loaded.item_index.ntotal == len(artifact.item_ids)
+    _, found = loaded.item_index.search(vectors[:5], 7)
+    assert found[:, 0].tolist() == [0, 1, 2, 3, 4]
+    assert loaded.item_neighbours is not None and loaded.item_neighbours.dtype == np.int32
+    assert np.array_equal(loaded.item_neighbours[:5], found)
+    with (folder / damaged).open("r+b") as f:
         f.seek(-1, 2)
         last = f.read(1)
         f.seek(-1, 2)
         f.write(bytes([last[0] ^ 1]))
-    with pytest.raises(ArtifactError, match="items.faiss: checksum mismatch"):
+    with pytest.raises(ArtifactError, match=f"{damaged}: checksum mismatch"):
         load_artifact(folder)

@@ -22,7 +22,8 @@ from models.manifest import version_of
 def test_the_manifest_says_there_is_no_rating_model(interactions_artifact_dir: Path) -> None:
     manifest = json.loads((interactions_artifact_dir / "manifest.json").read_text())
     assert manifest["format_version"] == 2 and manifest["rating"] is None
-    assert set(manifest["checksums"]) == {"ranker.safetensors", "items.json", "items.faiss"}
+    assert set(manifest["checksums"]) == {"ranker.safetensors", "items.json", "items.faiss",
+                                          "neighbours.safetensors"}
     assert not (interactions_artifact_dir / "model.safetensors").exists()
     assert "validation_rmse" not in manifest["metrics"]
     assert manifest["metrics"]["ranker_validation_ndcg_at_10"] > 0
@@ -36,6 +37,7 @@ def test_it_loads_with_the_ranking_model_alone(interactions_artifact_dir: Path) 
     assert len(artifact.item_ids) == artifact.ranking_model.n_items == 120
     assert len(artifact.version) == 12 and artifact.version == version_of(artifact.manifest)
     assert artifact.item_index is not None and artifact.item_index.ntotal == 120
+    assert artifact.item_neighbours is not None and artifact.item_neighbours.shape == (120, 50)
 
 
 def test_a_deleted_ranker_is_still_refused(interactions_artifact_dir: Path, tmp_path: Path

@@ -6,7 +6,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from models.inference.item_index import build_index
+from models.inference.item_index import build_index, neighbour_table, normalised
 from service.retrieval import ItemIndex
 
 
@@ -90,3 +90,37 @@ def test_a_stored_index_is_copied_and_learns_the_items_folded_in_since() -> None
     assert items.tolist() == [300]
     fresh = ItemIndex(grown, bias)
     assert np.array_equal(index.similar(10, 8)[0], fresh.similar(10, 8)[0])
+
+
+def test_stored_neighbours_give_the_candidates_a_search_gives() -> None:
+    vectors = clustered(6000, 32, 40)
+    ivf = build_index(vectors, exact_below=1000, nprobe=6)
+    table = neighbour_table(ivf, vectors, k=30)
+    _, expected = ivf.search(vectors[:100], 30)
+    assert table.shape == (6000, 30) and np.array_equal(table[:100], expected)
+    bias = np.zeros(6000, np.float32)
+    looked_up = ItemIndex(vectors, bias, ivf, nprobe=6, neighbours=table)
+    searched = ItemIndex(vectors, bias, ivf, nprobe=6)
+    queries = np.arange(0, 6000, 37)
+    for per_query in (10, 30, 31):  # 31: more than the table holds, so searched
+        assert np.array_equal(looked_up.candidates(queries, per_query, popular=3),
+                              searched.candidates(queries, per_query, popular=3))
+
+
+def test_items_moved_since_the_table_are_searched_and_found() -> None:
+    vectors = clustered(3000, 16, 20)
+    ivf = build_index(vectors, exact_below=1000, nprobe=4)
+    bias = np.zeros(3031, np.float32)
+    # Items 3000.. folded in since training: a copy of item 3, then 30 far from it.
+    far = normalised(-vectors[3] + 0.5 * clustered(30, 16, 3, seed=1))
+    grown = np.concatenate([vectors, vectors[[3]], far])
+    index = ItemIndex(grown, bias, ivf, nprobe=4, neighbours=neighbour_table(ivf, vectors, 20))
+    pool = index.candidates(np.array([3]), 20, popular=0)
+    assert 3000 in pool and 1 <= (pool >= 3000).sum() <= 20  # its nearest 20 folded at most
+    # Item 5 folded again onto item 3's place: its table row is stale, so it is searched.
+    index.upsert(np.array([5]), vectors[[3]], bias)
+    assert set(index.candidates(np.array([3]), 20, popular=0)) >= {5, 3000}
+    moved = index.candidates(np.array([5]), 20, popular=0)
+    assert {3, 3000} <= set(moved.tolist())
+    # A snapshot that knows only the trained items never sees the folded ones.
+    assert 3000 not in index.candidates(np.array([3]), 20, 0, np.ones(3000, bool))
