@@ -10,9 +10,10 @@ Then, against a redis-server of its own: both versions published to a model stor
 first activated, `because serve --store` started (start-up: process start until /readyz
 answers; RSS of the process); 32 users with 128 ratings each (drawn from a few clusters,
 as tastes are) posted through the API; whole-catalogue `POST /v1/rank` (k = 10, FAISS
-retrieval then scoring the pool) under wrk at each concurrency, users in turn. Last, the
-second version activated while the service runs: the peak RSS during the swap (two
-versions held) and the RSS after it. Beside each wrk run's latencies, the service's CPU
+retrieval then scoring the pool) under wrk at each concurrency, users in turn, and the
+HTTP + Redis floor (`bench/floor_app.py`: a GET of a user's history from the same Redis)
+right after at the same concurrency. Last, the second version activated while the service
+runs: the peak RSS during the swap (two versions held) and the RSS after it. Beside each wrk run's latencies, the service's CPU
 time per request: what a loaded machine's timings hide.
 
     .venv/bin/python -m bench.million_items [--items 1000000] [--workdir DIR]
@@ -41,7 +42,7 @@ import torch
 
 from bench.record import append_result, provenance
 from bench.scaling import synthetic_artifact
-from bench.serve_load import cpu_seconds, free_port, redis_server, wait_ready, wrk
+from bench.serve_load import cpu_seconds, free_port, process, redis_server, wait_ready, wrk
 from models.artifact import load_artifact, save_artifact
 from models.inference.item_index import build_index, neighbour_table, normalised
 
@@ -124,7 +125,7 @@ def main() -> None:
 
 def run_service(work: Path, v0: Path, v1: Path, users: dict[str, list[dict]],
                 seconds: int) -> dict:
-    redis_port, port = free_port(), free_port()
+    redis_port, port, floor_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "BECAUSE_DATA_DIR": str(work)}
     cli = [sys.executable, "-m", "because.cli"]
@@ -153,14 +154,21 @@ def run_service(work: Path, v0: Path, v1: Path, users: dict[str, list[dict]],
                 first = http.post("/v1/rank", json={"user_id": "m0", "k": 10}).json()
                 out["served_version"] = first["model_version"]
             specs = [("POST", "/v1/rank", json.dumps({"user_id": u, "k": 10})) for u in users]
-            out["rank"] = {}
-            for c in CONCURRENCY:
-                cpu = cpu_seconds(service.pid)
-                figures = wrk(url, specs, c, seconds, work)
-                figures["cpu_ms_per_request"] = (
-                    1000 * (cpu_seconds(service.pid) - cpu) / max(1, figures["requests"]))
-                out["rank"][c] = figures
-                print(f"c = {c}: {figures}", flush=True)
+            out["rank"], out["floor"] = {}, {}
+            floor_url = f"http://127.0.0.1:{floor_port}"
+            floor = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
+                     str(floor_port), "--log-level", "warning"]
+            with process(floor, env, work / "floor.log", f"{floor_url}/floor/none"):
+                for c in CONCURRENCY:
+                    cpu = cpu_seconds(service.pid)
+                    figures = wrk(url, specs, c, seconds, work)
+                    figures["cpu_ms_per_request"] = (
+                        1000 * (cpu_seconds(service.pid) - cpu) / max(1, figures["requests"]))
+                    out["rank"][c] = figures
+                    # The HTTP + Redis floor at the same concurrency, right after.
+                    out["floor"][c] = wrk(floor_url, [("GET", f"/floor/{u}", "") for u in users],
+                                          c, seconds, work)
+                    print(f"c = {c}: {figures}; floor {out['floor'][c]}", flush=True)
             out.update(swap(cli, run_env, store, versions[1], service.pid, url))
         finally:
             service.terminate()
