@@ -13,8 +13,9 @@ as tastes are) posted through the API; whole-catalogue `POST /v1/rank` (k = 10, 
 retrieval then scoring the pool) under wrk at each concurrency, users in turn, and the
 HTTP + Redis floor (`bench/floor_app.py`: a GET of a user's history from the same Redis)
 right after at the same concurrency. Last, the second version activated while the service
-runs: the peak RSS during the swap (two versions held) and the RSS after it. Beside each wrk run's latencies, the service's CPU
-time per request: what a loaded machine's timings hide.
+runs: the peak RSS during the swap (two versions held) and the RSS after it. Beside each
+wrk run's latencies, the service's CPU time per request: what a loaded machine's timings
+hide.
 
     .venv/bin/python -m bench.million_items [--items 1000000] [--workdir DIR]
 

@@ -47,10 +47,6 @@ class RatingTrainConfig:
     max_epochs: int = 30
     patience: int = 3
     train_context: int = 64  # sampled context items per example, as in the paper
-    # Weight of the attention's entropy (divided by log of the context size, so 1 is
-    # uniform) added to the loss: a sharper attention, whose top item is what moves the
-    # prediction (issue 18's attention lever). 0: none.
-    attention_entropy: float = 0.0
     # Each example keeps a uniform number of its sampled items between this and
     # train_context, so training also sees the short histories of new users (the paper keeps
     # train_context). None: 1 for the inner-product head, train_context for the MLP heads,
@@ -175,9 +171,6 @@ def _fit(
             truth = t_ratings[rows].to(device)
             out = model(hist_items, hist_ratings, hist_mask, targets[:, None])
             loss = _loss(out.logits, out.rating, truth, model)
-            if config.attention_entropy:
-                loss = loss + config.attention_entropy * _attention_entropy(
-                    out.attention[:, 0], hist_mask)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -308,14 +301,6 @@ def _loss(
         classes = torch.round((truth - model.scale.low) / model.scale.step).long()
         return F.cross_entropy(logits[:, 0, :], classes)
     return F.mse_loss(rating[:, 0], truth)
-
-
-def _attention_entropy(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean entropy of the attention rows (B, L), each over the log of its context size:
-    1 is uniform, 0 all on one item (a row of one item is 0)."""
-    n = mask.sum(-1).to(attention.dtype)
-    entropy = -(attention * attention.clamp_min(1e-12).log()).sum(-1)
-    return (entropy / n.clamp_min(2).log()).mean()
 
 
 def validation_rmse(
