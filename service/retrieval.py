@@ -96,16 +96,18 @@ class ItemIndex:
         return items[keep][:k], scores[keep][:k]
 
     def candidates(self, queries: np.ndarray, per_query: int, popular: int,
-                   allowed: np.ndarray | None = None) -> np.ndarray:
-        """Union of each query item's neighbours and the `popular` top-bias items, among
-        `allowed` (as in `similar`)."""
-        allowed = self._everything(allowed)
+                   retired: np.ndarray | None = None) -> np.ndarray:
+        """Union of each query item's neighbours and the `popular` top-bias items, sorted,
+        without the `retired` ((n,) bool by item index: what the asking snapshot knows;
+        an item beyond it is left out too). Only the pool is looked up in `retired`: a
+        whole-catalogue mask per request costs a million-item service more than this."""
         found = [self.by_bias[:popular]]
         if len(queries):
             found += self._neighbours_of(np.asarray(queries, np.int64), per_query)
         pool = np.unique(np.concatenate(found).astype(np.int64))
-        pool = pool[(pool >= 0) & (pool < len(allowed))]
-        return pool[allowed[pool]]
+        known = len(self.vectors) if retired is None else len(retired)
+        pool = pool[(pool >= 0) & (pool < known)]
+        return pool if retired is None else pool[~retired[pool]]
 
     def _neighbours_of(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         """Each query's k nearest items (flat, -1 for none): from the table where its row

@@ -301,12 +301,12 @@ class RankingModel(nn.Module):
         """z^0 (H, C, w) and the query output map of the targets ((C, w) or (H, C, w)),
         or None for the shared output."""
         if item_side is None:
-            x_query = self.item_embeddings[targets]  # (H, C, d) or (C, d)
+            x_query = _rows(self.item_embeddings, targets)  # (H, C, d) or (C, d)
             z = self.query(x_query)
             outputs = self.output(x_query) if self.config.output == "query" else None
         else:
-            z = item_side.queries[targets]
-            outputs = None if item_side.outputs is None else item_side.outputs[targets]
+            z = _rows(item_side.queries, targets)
+            outputs = None if item_side.outputs is None else _rows(item_side.outputs, targets)
         if targets.dim() == 1:
             z = z.expand(histories, -1, -1)
         return z, outputs
@@ -323,9 +323,8 @@ class RankingModel(nn.Module):
         z, outputs = self._query_side(targets, hist_items.shape[0], item_side)  # (H, C, w)
         targets = _per_history(targets, hist_items)
         mask = hist_mask[:, None, :]  # (H, 1, L), broadcast over the candidates
-        rated = torch.zeros(self.n_items, dtype=torch.bool, device=targets.device)
-        rated[hist_items[hist_mask]] = True
-        if rated[targets].any():  # some target is in a history: the per-target mask
+        if _in_own_history(hist_items, hist_mask, targets, self.n_items).any():
+            # A target in its own history: the mask becomes per target.
             mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
         # One attention head: the 4-D form (H, 1, ...) is what the fused CPU kernel takes.
         z, mask = z[:, None], mask[:, None]
@@ -357,9 +356,9 @@ class RankingModel(nn.Module):
         """Each hop's keys and values (H, L, w) before the recency offsets: what depends
         on the item and its rating, not on its position."""
         if item_side is not None and item_side.history is not None:
-            stacked = item_side.history[hist_items]  # (H, L, 2 K w), read
+            stacked = _rows(item_side.history, hist_items)  # (H, L, 2 K w), read
         else:
-            stacked = self._stacked_maps(self.item_embeddings[hist_items])
+            stacked = self._stacked_maps(_rows(self.item_embeddings, hist_items))
         projected = stacked.split(self.config.width, dim=-1)
         hops = self.config.hops
         keys, values = projected[:hops], list(projected[hops:])
@@ -386,7 +385,7 @@ class RankingModel(nn.Module):
             score = (z * outputs).sum(-1)  # (C, w) broadcasts over H
         else:
             score = self.output(z).squeeze(-1)
-        return score + self.item_bias[targets]
+        return score + _rows(self.item_bias, targets)
 
     def _levels(self, ratings: Tensor) -> Tensor:
         level = torch.round((ratings - self.scale.low) / self.scale.step).long()
@@ -398,6 +397,22 @@ class RankingModel(nn.Module):
         n = hist_mask.sum(dim=1, keepdim=True)
         position = torch.arange(hist_mask.shape[1], device=hist_mask.device)[None, :]
         return (n - 1 - position).clamp(0, self.config.recency)
+
+
+def _rows(table: Tensor, index: Tensor) -> Tensor:
+    """table[index] for a large table: index_select, where advanced indexing measured
+    6x slower (8 x 512 rows of a million-row table: 0.46 against 0.07 ms)."""
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, *table.shape[1:])
+
+
+def _in_own_history(
+    hist_items: Tensor, hist_mask: Tensor, targets: Tensor, n_items: int
+) -> Tensor:
+    """(H, C) bool: whether each history's target is one of its own items. A target
+    attends to everything but itself, so only then does the mask depend on the target.
+    Compared as (history, item) pairs: another history's items do not count."""
+    rows = torch.arange(hist_items.shape[0], device=hist_items.device)[:, None]
+    return torch.isin(rows * n_items + targets, (rows * n_items + hist_items)[hist_mask])
 
 
 def _per_history(targets: Tensor, hist_items: Tensor) -> Tensor:

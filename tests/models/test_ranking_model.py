@@ -19,7 +19,7 @@ from models.evaluation.ranking_baselines import ItemKnn, Popularity, interaction
 from models.evaluation.rating import histories_by_user
 from models.history import History, pad_batch
 from models.inference.scoring import catalogue_scores, ranking_scores
-from models.networks.ranking import RankingModel, RankingModelConfig
+from models.networks.ranking import RankingModel, RankingModelConfig, _in_own_history
 from models.training import item_embeddings, ranking
 from models.training.item_embeddings import cooccurrence_embeddings, frozen_item_embeddings
 from models.training.ranking import (
@@ -163,6 +163,15 @@ def test_served_scores_equal_forward_scores(output: str) -> None:
             one = pad_batch([history], [wanted])
             maps = ranker(one.hist_items, one.hist_ratings, one.hist_mask, one.targets)
         assert torch.allclose(attention, maps.attention[0, :, : len(history)], atol=1e-6)
+
+
+def test_only_a_target_in_its_own_history_is_masked_per_target() -> None:
+    # Another history's items do not count, nor does padding (item 0 in a masked slot).
+    hist_items = torch.tensor([[1, 2, 0], [3, 4, 5]])
+    hist_mask = torch.tensor([[True, True, False], [True, True, True]])
+    targets = torch.tensor([[3, 1, 0], [1, 5, 9]])
+    found = _in_own_history(hist_items, hist_mask, targets, n_items=10)
+    assert found.tolist() == [[False, True, False], [False, True, False]]
 
 
 def test_cooccurrence_embeddings_put_co_picked_clusters_together(

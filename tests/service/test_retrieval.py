@@ -74,8 +74,12 @@ def test_upserted_items_are_found_without_a_rebuild_and_disallowed_ones_never() 
     items, _ = index.similar(3, 2, allowed)
     assert 300 not in items and 5 in items
     # A snapshot that knows only the first 300 items never sees item 300.
-    assert 300 not in index.candidates(np.array([3]), 20, 0, np.ones(300, bool))
+    assert 300 not in index.candidates(np.array([3]), 20, 0, np.zeros(300, bool))
     assert 300 in index.candidates(np.array([3]), 20, 0)
+    retired = np.zeros(301, bool)
+    retired[5] = True
+    pool = index.candidates(np.array([3]), 20, 0, retired)
+    assert 5 not in pool and 300 in pool and np.all(np.diff(pool) > 0)  # sorted, unique
 
 
 

@@ -8,8 +8,10 @@ import httpx
 import numpy as np
 
 from models.data.synthetic import PlantedData
+from models.history import History
 from models.inference.predictor import best_first
 from service.app import create_app
+from service.recommender import _unrated
 from service.settings import Settings
 from tests.helpers import as_ratings, liked_and_disliked
 
@@ -280,6 +282,15 @@ def test_the_top_k_order_is_the_head_of_the_full_order() -> None:
     for k in (1, 5, 17, 199, 200, 500):
         assert np.array_equal(best_first(targets, scores, k), full[:k])
     assert len(best_first(targets, scores, 0)) == 0
+
+
+def test_unrated_drops_exactly_the_history_items_from_a_sorted_pool() -> None:
+    rng = np.random.default_rng(0)
+    for pool_size, history_size in [(0, 5), (50, 0), (50, 30), (1, 1), (300, 200)]:
+        pool = np.unique(rng.integers(0, 400, pool_size)).astype(np.int64)
+        items = rng.integers(0, 400, history_size).astype(np.int64)  # repeats too
+        history = History(items, np.full(history_size, 4.0, np.float32))
+        assert np.array_equal(_unrated(pool, history), pool[~np.isin(pool, items)])
 
 
 async def test_recommended_is_the_logit_plus_the_weighted_rating_and_explains_exactly(
