@@ -10,6 +10,7 @@ ids to indices here on the way in (one C-level dict lookup per id), results map 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import numpy as np
@@ -18,9 +19,10 @@ from models.data.table import IdMap
 from models.history import History
 from service.errors import InvalidInput, NotFound, UnknownItems
 from service.item_store import Item
-from service.rating_store import Rating
+from service.rating_store import CodedRatings, Rating
 
 Embedded = Literal["trained", "folded", "attributes", "none"]
+NOT_SCORED, UNSEEN = -1, -2  # an item code's index: none in this model, not looked up yet
 
 
 class CatalogueMirror:
@@ -59,6 +61,10 @@ class ItemCatalogue:
         self._version = version
         self.retired = np.zeros(len(ids), bool)
         self.n_trained = sources.count("trained")
+        # Item code -> this model's index (NOT_SCORED, or UNSEEN until first looked up).
+        # A code names one item for ever and this model's ids never change, so an entry
+        # never goes stale; a folded item comes with a new ItemCatalogue.
+        self._index_of_code = np.zeros(0, np.int32)
         self.refresh_retired()
 
     def __len__(self) -> int:
@@ -105,6 +111,28 @@ class ItemCatalogue:
                 "first raters (GET /v1/items/{item_id} says how it is known)"
             )
         return np.array(found, np.int64)
+
+    async def coded_history(
+        self, stored: CodedRatings, ids_of: Callable[[list[int]], Awaitable[list[str]]]
+    ) -> History:
+        """`history` of a history as stored: codes mapped by one array lookup (a million
+        items' dicts cost a cache miss or more per id); codes met for the first time are
+        looked up once through `ids_of` (code -> item id) and remembered."""
+        codes = stored.codes
+        if len(codes) and int(codes.max()) >= len(self._index_of_code):
+            grown = np.full(max(int(codes.max()) + 1, 2 * len(self._index_of_code)), UNSEEN,
+                            np.int32)
+            grown[: len(self._index_of_code)] = self._index_of_code
+            self._index_of_code = grown
+        table = self._index_of_code
+        index = table[codes]
+        unseen = np.unique(codes[index == UNSEEN])
+        if len(unseen):
+            found = self._ids.lookup(await ids_of(unseen.tolist()))
+            table[unseen] = [NOT_SCORED if f is None else f for f in found]
+            index = table[codes]
+        kept = index >= 0
+        return History(index[kept].astype(np.int64), stored.ratings[kept])
 
     def history(self, ratings: list[Rating]) -> History:
         """The model's view of stored ratings, oldest first: items it does not embed (yet)

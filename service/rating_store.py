@@ -94,6 +94,15 @@ class Rating(NamedTuple):
     timestamp: int
 
 
+class CodedRatings(NamedTuple):
+    """A history as stored, oldest first: item codes (int64) and ratings (float32). What
+    the scoring path reads: `ItemCatalogue.coded_history` maps codes to a model's indices
+    without an item id per rating."""
+
+    codes: np.ndarray
+    ratings: np.ndarray
+
+
 class RatingStore:
     """Reads and writes users' ratings; every Redis failure becomes StoreUnavailable (503)."""
 
@@ -113,6 +122,18 @@ class RatingStore:
         with self._redis("history_read"):
             raw = await self._client.get(self._keys.history(user_id))
         return await self.decode(raw)
+
+    async def read_coded(self, user_id: str) -> CodedRatings:
+        """The user's history as item codes and ratings, as `read` without the ids."""
+        with self._redis("history_read"):
+            raw = await self._client.get(self._keys.history(user_id))
+        records = _records(raw)
+        return CodedRatings(records["code"].astype(np.int64),
+                            (records["rating"] / HUNDREDTHS).astype(np.float32))
+
+    async def ids_of(self, codes: list[int]) -> list[str]:
+        """Each item code's item id."""
+        return await self._codes.ids(codes)
 
     async def read_many(self, user_ids: list[str]) -> list[list[Rating]]:
         """Several users' histories: one pipelined round trip (per node, in a cluster)."""
@@ -174,11 +195,7 @@ class RatingStore:
                 self._observe(operation, time.perf_counter() - started)
 
     async def decode(self, raw: bytes | None) -> list[Rating]:
-        if not raw:
-            return []
-        if raw[:1] != FORMAT:
-            raise ValueError(f"a history in an unknown format (first byte {raw[:1]!r})")
-        records = np.frombuffer(raw, dtype=RECORD, offset=1)
+        records = _records(raw)
         ids = await self._codes.ids(records["code"].tolist())
         ratings = (records["rating"] / HUNDREDTHS).tolist()
         return list(map(Rating, ids, ratings, records["timestamp"].tolist()))
@@ -194,3 +211,12 @@ class RatingStore:
         records["rating"] = [round(r.rating * HUNDREDTHS) for r in ratings]
         records["timestamp"] = [r.timestamp for r in ratings]
         return records.tobytes()
+
+
+def _records(raw: bytes | None) -> np.ndarray:
+    """A stored history's records (RECORD), none for a user never seen."""
+    if not raw:
+        return np.zeros(0, RECORD)
+    if raw[:1] != FORMAT:
+        raise ValueError(f"a history in an unknown format (first byte {raw[:1]!r})")
+    return np.frombuffer(raw, dtype=RECORD, offset=1)

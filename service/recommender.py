@@ -347,10 +347,10 @@ class Recommender:
         """The model's view of a stored user's ratings, or of an inline (unstored) list."""
         if inline is not None:
             ratings = sorted(await self._checked(inline), key=lambda r: r.timestamp)
-        else:
-            assert user_id is not None
-            ratings = await self._store.read(self.limits.check_id(user_id, "user_id"))
-        return served.catalogue.history(ratings)
+            return served.catalogue.history(ratings)
+        assert user_id is not None
+        stored = await self._store.read_coded(self.limits.check_id(user_id, "user_id"))
+        return await served.catalogue.coded_history(stored, self._store.ids_of)
 
 
 def _predicted(rating: float) -> float | None:

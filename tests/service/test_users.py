@@ -6,6 +6,13 @@ import httpx
 import pytest
 import redis
 
+from models.data.table import IdMap
+from service.catalogue import CatalogueMirror, ItemCatalogue
+from service.item_codes import ItemCodes
+from service.keys import Keys
+from service.rating_store import RatingStore
+from service.redis_client import redis_connection
+from service.settings import Settings
 from tests.helpers import redis_snapshot
 
 
@@ -100,3 +107,26 @@ async def test_history_is_capped_newest_kept(settings, redis_url: str) -> None:
             assert r.json()["history_size"] == 3
             body = (await c.get("/v1/users/erin/ratings")).json()
             assert [x["item_id"] for x in body["ratings"]] == ["i4", "i3", "i2"]
+
+
+async def test_a_history_read_by_item_codes_equals_one_read_by_ids(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    ratings = [{"item_id": f"i{n}", "rating": 1 + n % 5, "timestamp": 100 + n} for n in range(8)]
+    await client.post("/v1/users/coded/ratings", json={"ratings": ratings})
+    # A model that scores some of the items (i0 and i5 not), and one it never rated.
+    catalogue = ItemCatalogue(IdMap(["i7", "i3", "i1", "i2", "i4", "i6", "never"]),
+                              ["trained"] * 7, CatalogueMirror([]), "v")
+    async with redis_connection(settings) as redis_client:
+        keys = Keys(settings.key_prefix)
+        store = RatingStore(redis_client, keys, ItemCodes(redis_client, keys),
+                            settings.history_cap)
+        by_ids = catalogue.history(await store.read("coded"))
+        for _ in range(2):  # the second time from the codes it remembered
+            by_codes = await catalogue.coded_history(await store.read_coded("coded"),
+                                                     store.ids_of)
+            assert by_codes.items.tolist() == by_ids.items.tolist() == [2, 3, 1, 4, 5, 0]
+            assert by_codes.ratings.tolist() == by_ids.ratings.tolist() == [2, 3, 4, 5, 2, 3]
+            assert by_codes.ratings.dtype == by_ids.ratings.dtype
+        empty = await catalogue.coded_history(await store.read_coded("nobody"), store.ids_of)
+        assert len(empty) == 0
