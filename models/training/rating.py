@@ -220,9 +220,12 @@ class _LazyAdam:
                 continue
             grad = table.grad.coalesce()
             rows, values = grad.indices()[0], grad.values()
-            m = mean[rows].mul_(b1).add_(values, alpha=1 - b1)
-            v = square[rows].mul_(b2).addcmul_(values, values, value=1 - b2)
-            mean[rows], square[rows] = m, v
+            # index_select / index_copy_: advanced indexing of a large table measured
+            # several times slower (the rows are unique after coalescing).
+            m = mean.index_select(0, rows).mul_(b1).add_(values, alpha=1 - b1)
+            v = square.index_select(0, rows).mul_(b2).addcmul_(values, values, value=1 - b2)
+            mean.index_copy_(0, rows, m)
+            square.index_copy_(0, rows, v)
             update = (m / correction1) / ((v / correction2).sqrt_().add_(self.eps))
             table.index_add_(0, rows, update, alpha=-self.lr)
 
