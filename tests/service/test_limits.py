@@ -143,24 +143,25 @@ async def test_past_max_in_flight_a_scoring_request_is_shed_at_once(
             {"item_id": "i1", "rating": 5}]})
         store = app.state.services.recommender._store
         release, reading = asyncio.Event(), asyncio.Semaphore(0)
-        read = store.read
+        read = store.read_coded  # what a rank reads
 
-        async def held_read(user_id: str):  # noqa: ANN202 - list[Rating]
+        async def held_read(user_id: str):  # noqa: ANN202 - CodedRatings
             reading.release()
             await release.wait()
             return await read(user_id)
 
-        store.read = held_read
+        store.read_coded = held_read
         held = [asyncio.create_task(client.post("/v1/rank", json={"user_id": "held", "k": 3}))
                 for _ in range(2)]
         for _ in held:
-            await reading.acquire()  # both admitted and waiting
+            # Both admitted and waiting; a read that is never held fails here, not hangs.
+            await asyncio.wait_for(reading.acquire(), 60)
         shed = await client.post("/v1/rank", json={"user_id": "held", "k": 3})
         assert shed.status_code == 503 and shed.headers["Retry-After"] == "1"
         assert "BECAUSE_MAX_IN_FLIGHT" in shed.json()["detail"]
         release.set()
         assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
-        store.read = read
+        store.read_coded = read
         after = await client.post("/v1/rank", json={"user_id": "held", "k": 3})
         assert after.status_code == 200
         assert "because_shed_total 1.0" in (await client.get("/metrics")).text
