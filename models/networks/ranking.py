@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.data.table import RatingScale
+from models.networks.leave_one_out import sums_without
 
 
 @dataclass(frozen=True)
@@ -268,10 +269,7 @@ class RankingModel(nn.Module):
         ones = values_now.new_ones(values_now.shape[0], 1)
         now = weight_now[..., None] * torch.cat([ones, values_now], dim=1)
         before = weight_before[..., None] * torch.cat([ones, values_before], dim=1)
-        zero = now.new_zeros(now.shape[0], 1, now.shape[2])
-        left = torch.cat([zero, before.cumsum(1)], dim=1)  # [:, p]: the columns before p
-        right = torch.cat([now.flip(1).cumsum(1).flip(1), zero], dim=1)  # [:, p]: from p on
-        sums = torch.cat([right[:, :1], left[:, positions] + right[:, positions + 1]], dim=1)
+        sums = sums_without(before, now, positions)
         mass, sums = sums[..., :1], sums[..., 1:]  # (C, V, 1), (C, V, w); variant 0: whole
         pooled = torch.where(mass > 0, sums / mass, 0.0)
         total = mass[:, :1, 0]  # (C, 1)

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from models.data.table import RatingScale
+from models.networks.leave_one_out import sums_without
 
 Head = Literal["dot", "mlp1", "mlp2"]
 
@@ -282,10 +283,7 @@ class RatingModel(nn.Module):
         # Per column: [weight, weight r, weight pulled, weight taste, in context, r in context]
         parts = torch.stack([weight, weight * residual, weight * pulled, weight * taste,
                              own, own * residual], dim=-1)  # (C, L, 6)
-        zero = parts.new_zeros(parts.shape[0], 1, parts.shape[2])
-        left = torch.cat([zero, parts.cumsum(1)], dim=1)  # [:, p]: the columns before p
-        right = torch.cat([parts.flip(1).cumsum(1).flip(1), zero], dim=1)  # [:, p]: from p on
-        sums = torch.cat([right[:, :1], left[:, positions] + right[:, positions + 1]], dim=1)
+        sums = sums_without(parts, parts, positions)
         mass, weighted, n_context = sums[..., 0], sums[..., 1:4], sums[..., 4]  # (C, V, ...)
         mean = torch.where(mass[..., None] > 0, weighted / mass[..., None], 0.0)
         shrink = n_context + self.config.user_bias_reg
