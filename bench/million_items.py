@@ -13,7 +13,9 @@ as tastes are) posted through the API; whole-catalogue `POST /v1/rank` (k = 10, 
 retrieval then scoring the pool) under wrk at each concurrency, users in turn, and the
 HTTP + Redis floor (`bench/floor_app.py`: a GET of a user's history from the same Redis)
 right after at the same concurrency. Last, the second version activated while the service
-runs: the peak RSS during the swap (two versions held) and the RSS after it. Beside each
+runs: the peak RSS during the swap (two versions held), the RSS after it, and how many of
+the rank requests polled every 0.2 s while the new version loads were not answered 200
+(the old version should serve them all). Beside each
 wrk run's latencies, the service's CPU time per request: what a loaded machine's timings
 hide.
 
@@ -191,9 +193,15 @@ def swap(cli: list[str], env: dict, store: Path, version: str, pid: int, url: st
     begun = time.perf_counter()
     subprocess.run([*cli, "models", "activate", "--store", str(store), version], env=env,
                    check=True, capture_output=True)
+    asked, failed = 0, 0  # rank requests while the new version loads, and those not 200
     with httpx.Client(base_url=url, timeout=60) as http:
-        while http.post("/v1/rank", json={"user_id": "m0", "k": 10}).json()[
-                "model_version"] != version:
+        while True:
+            answer = http.post("/v1/rank", json={"user_id": "m0", "k": 10})
+            asked += 1
+            if answer.status_code != 200:
+                failed += 1
+            elif answer.json()["model_version"] == version:
+                break
             if time.perf_counter() - begun > 600:
                 raise RuntimeError(f"{version} not served after 600 s")
             time.sleep(0.2)
@@ -202,7 +210,8 @@ def swap(cli: list[str], env: dict, store: Path, version: str, pid: int, url: st
     stop.set()
     sampler.join()
     return {"swap_seconds": swapped, "rss_gb_during_swap_peak": peak[0],
-            "rss_gb_after_swap": tree_rss_gb(pid)}
+            "rss_gb_after_swap": tree_rss_gb(pid), "swap_requests": asked,
+            "swap_requests_failed": failed}
 
 
 if __name__ == "__main__":
