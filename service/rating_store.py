@@ -119,15 +119,11 @@ class RatingStore:
 
     async def read(self, user_id: str) -> list[Rating]:
         """The user's history, oldest first; empty for a user never seen."""
-        with self._redis("history_read"):
-            raw = await self._client.get(self._keys.history(user_id))
-        return await self.decode(raw)
+        return await self.decode(await self._stored(user_id))
 
     async def read_coded(self, user_id: str) -> CodedRatings:
         """The user's history as item codes and ratings, as `read` without the ids."""
-        with self._redis("history_read"):
-            raw = await self._client.get(self._keys.history(user_id))
-        records = _records(raw)
+        records = _records(await self._stored(user_id))
         return CodedRatings(records["code"].astype(np.int64),
                             (records["rating"] / HUNDREDTHS).astype(np.float32))
 
@@ -181,6 +177,11 @@ class RatingStore:
     async def ping(self) -> None:
         with self._redis("ping"):
             await self._client.ping()
+
+    async def _stored(self, user_id: str) -> bytes | None:
+        """The user's history as Redis holds it: one GET."""
+        with self._redis("history_read"):
+            return await self._client.get(self._keys.history(user_id))
 
     @contextmanager
     def _redis(self, operation: str) -> Iterator[None]:
