@@ -181,21 +181,19 @@ class RatingModel(nn.Module):
         n_context = context.sum(-1)  # (H, C)
         has_context = n_context > 0
 
-        m_target = self.structure(targets)  # (H, C, E)
-        m_hist = self.structure(hist_items)  # (H, L, E)
+        rows = _ItemRows(hist_items, targets, distinct=self.training and self.structure.sparse)
+        m_hist, m_target = rows.both(self.structure)  # (H, L, E), (H, C, E)
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
         scores = _pairwise(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
         scores = scores + self._rating_offset(hist_ratings)[:, None, :]
         scores = scores.masked_fill(~context, float("-inf"))
         attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
 
-        weight, base = self._rating_weights(
-            hist_items, hist_ratings, context, n_context, targets, attention
-        )
+        weight, base = self._rating_weights(hist_ratings, context, n_context, rows, attention)
         # (H, C, L) x (H, L, E) -> (H, C, E)
-        user = _pairwise(attention * weight, self.taste(hist_items))
+        user = _pairwise(attention * weight, rows.history(self.taste))
         if self.implicit is not None:
-            user = user + _pairwise(attention, self.implicit(hist_items))
+            user = user + _pairwise(attention, rows.history(self.implicit))
         user = torch.where(has_context[..., None], user, self.default_user)
 
         return self._head(user, m_target, base, attention)
@@ -206,39 +204,46 @@ class RatingModel(nn.Module):
         """Exact leave-one-out of the calibrated prediction: `_leave_one_out`'s, shifted
         by the history offset of each variant. Removing item p takes its own residual out
         of the offset and changes every other item's prediction, so the offsets come from
-        the uncalibrated leave-one-out of the history itself (targets = the history)."""
-        whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
-                                                        positions)
-        if self.config.history_offset_shrink is None:
-            return whole, attention, without
-        offset, offsets = self._offsets_without(hist_items, hist_ratings, positions)
+        the uncalibrated leave-one-out of the history itself (targets = the history).
+        With the inner-product head, the targets and the history's own items are
+        predicted in one pass: half the operations of two."""
+        shrink = self.config.history_offset_shrink
+        if shrink is None:
+            return self._leave_one_out(hist_items, hist_ratings, targets, positions)
+        if self._sums_suffice:
+            c = targets.shape[0]
+            whole, attention, without = self._leave_one_out(
+                hist_items, hist_ratings, torch.cat([targets, hist_items]), positions)
+            offset, offsets = _offsets(hist_ratings, whole[c:], without[:, c:], positions,
+                                       shrink)
+            whole, attention, without = whole[:c], attention[:c], without[:, :c]
+        else:
+            whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
+                                                            positions)
+            offset, offsets = self._offsets_recomputed(hist_items, hist_ratings, positions,
+                                                       shrink)
         low, high = self.scale.low, self.scale.high
         return ((whole + offset).clamp(low, high), attention,
                 (without + offsets[:, None]).clamp(low, high))
 
-    def _offsets_without(
-        self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
+    @property
+    def _sums_suffice(self) -> bool:
+        """Whether the prediction is linear in the attention (the inner-product head with
+        biases), so that leave-one-out needs only sums over the history."""
+        return self.mlp is None and self.item_bias is not None
+
+    def _offsets_recomputed(
+        self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor, shrink: float
     ) -> tuple[Tensor, Tensor]:
         """The history offset with the whole history (scalar) and with each of `positions`
-        removed (P,). With the inner-product head one leave-one-out pass over the history
-        gives every item's prediction without every other; other heads recompute the
-        offset of each variant."""
-        n, shrink = hist_items.shape[0], self.config.history_offset_shrink or 0.0
-        if self.mlp is not None or self.item_bias is None:
-            keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool,
-                              device=hist_items.device)
-            keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
-            v = keep.shape[0]
-            found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n),
-                                        keep, shrink)
-            return found[0], found[1:]
-        own, _, own_without = self._leave_one_out(hist_items, hist_ratings, hist_items,
-                                                  positions)  # (L,), (P, L)
-        offset = (hist_ratings - own).sum() / (n + shrink)
-        residual = hist_ratings[None, :] - own_without  # (P, L)
-        others = torch.ones_like(residual, dtype=torch.bool)
-        others[torch.arange(positions.shape[0], device=others.device), positions] = False
-        return offset, (residual * others).sum(-1) / max(n - 1 + shrink, 1e-9)
+        removed (P,), each variant's offset computed anew (the MLP heads)."""
+        n = hist_items.shape[0]
+        keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool, device=hist_items.device)
+        keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
+        v = keep.shape[0]
+        found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n), keep,
+                                    shrink)
+        return found[0], found[1:]
 
     def _leave_one_out(
         self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
@@ -256,7 +261,7 @@ class RatingModel(nn.Module):
         removing a dominant item loses no precision): O(C L) for all variants together.
         Other heads run `_attend` once per variant slot, each with its own context mask."""
         n, v = hist_items.shape[0], positions.shape[0] + 1
-        if self.mlp is not None or self.item_bias is None:
+        if not self._sums_suffice:
             keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
             keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
             c = targets.shape[0]
@@ -309,11 +314,10 @@ class RatingModel(nn.Module):
 
     def _rating_weights(
         self,
-        hist_items: Tensor,
         hist_ratings: Tensor,
         context: Tensor,
         n_context: Tensor,
-        targets: Tensor,
+        rows: _ItemRows,
         attention: Tensor,
     ) -> tuple[Tensor, Tensor | None]:
         """Signed per-item weights (H, C, L) and, with biases, the baseline (H, C)."""
@@ -321,10 +325,11 @@ class RatingModel(nn.Module):
         if self.item_bias is None:
             weight = ((hist_ratings - self.scale.mid) / half)[:, None, :].expand_as(context)
             return weight, None
-        residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
+        hist_bias, target_bias = rows.both(self.item_bias)
+        residual = hist_ratings - self.global_mean - hist_bias.squeeze(-1)
         user_bias = self._user_bias(context, attention, residual[:, None, :], n_context)
         weight = (residual[:, None, :] - user_bias[..., None]) / half
-        base = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias
+        base = self.global_mean + target_bias.squeeze(-1) + user_bias
         return weight, base
 
     def _user_bias(
@@ -358,6 +363,53 @@ class RatingModel(nn.Module):
         if not self.training:  # clamping in training would zero the gradient of overshoots
             rating = rating.clamp(self.scale.low, self.scale.high)
         return RatingOutput(rating=rating, attention=attention, logits=raw)
+
+
+class _ItemRows:
+    """A batch's history and target rows of the item tables. Training with sparse tables
+    (`distinct`) looks each distinct item up once and spreads the rows by a dense gather:
+    a batch repeats popular items (256 examples of 64 context items: 16k lookups of about
+    5k items at a million), so each table's sparse gradient holds one row per item and
+    its coalescing and lazy Adam step do a third of the work."""
+
+    def __init__(self, hist_items: Tensor, targets: Tensor, distinct: bool):
+        self.hist_items, self.targets = hist_items, targets
+        self.ids = self.inverse = None
+        if distinct:
+            both = torch.cat([hist_items.reshape(-1), targets.reshape(-1)])
+            self.ids, self.inverse = torch.unique(both, return_inverse=True)
+
+    def history(self, table: nn.Embedding) -> Tensor:
+        """The history's rows, (H, L, E)."""
+        if self.ids is None:
+            return table(self.hist_items)
+        n = self.hist_items.numel()
+        return self._spread(table, self.inverse[:n]).view(*self.hist_items.shape, -1)
+
+    def both(self, table: nn.Embedding) -> tuple[Tensor, Tensor]:
+        """The history's rows (H, L, E) and the targets' (H, C, E)."""
+        if self.ids is None:
+            return table(self.hist_items), table(self.targets)
+        n = self.hist_items.numel()
+        found = self._spread(table, self.inverse)
+        return found[:n].view(*self.hist_items.shape, -1), found[n:].view(*self.targets.shape, -1)
+
+    def _spread(self, table: nn.Embedding, inverse: Tensor) -> Tensor:
+        return table(self.ids).index_select(0, inverse)  # backward: a dense index_add
+
+
+def _offsets(
+    hist_ratings: Tensor, own: Tensor, own_without: Tensor, positions: Tensor, shrink: float
+) -> tuple[Tensor, Tensor]:
+    """The history offset with the whole history (scalar) and with each of `positions`
+    removed (P,), from each history item's prediction from the others, own (L,), and the
+    same with each position removed too, own_without (P, L)."""
+    n = hist_ratings.shape[0]
+    offset = (hist_ratings - own).sum() / (n + shrink)
+    residual = hist_ratings[None, :] - own_without  # (P, L)
+    others = torch.ones_like(residual, dtype=torch.bool)
+    others[torch.arange(positions.shape[0], device=others.device), positions] = False
+    return offset, (residual * others).sum(-1) / max(n - 1 + shrink, 1e-9)
 
 
 def _mlp(features: int, hidden: tuple[int, ...], out: int, dropout: float) -> nn.Sequential:

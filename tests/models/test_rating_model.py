@@ -72,6 +72,31 @@ def test_sparse_item_tables_learn_as_well_as_dense_ones(planted: PlantedData) ->
     assert found[True] < 1.1 * found[False], found
 
 
+def test_sparse_tables_look_each_distinct_item_up_once_with_the_same_gradients() -> None:
+    # Training with sparse tables gathers a batch's repeated items from one row each: the
+    # loss and every table's gradient must be those of a lookup per slot.
+    model = random_model().train()
+    hist_items = torch.tensor([[3, 7, 1, 7], [7, 3, 3, 20]])
+    hist_ratings = torch.tensor([[5.0, 1, 4, 2], [3, 4, 5, 1]])
+    hist_mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    targets = torch.tensor([[12], [3]])
+    tables = [model.structure, model.taste, model.implicit, model.item_bias]
+    found = {}
+    for sparse in (False, True):
+        for table in tables:
+            table.sparse = sparse
+            table.weight.grad = None
+        loss = model(hist_items, hist_ratings, hist_mask, targets).rating.square().sum()
+        loss.backward()
+        grads = [t.weight.grad.to_dense() if sparse else t.weight.grad for t in tables]
+        found[sparse] = (loss.detach(), grads)
+    torch.testing.assert_close(found[True][0], found[False][0])
+    for sparse_grad, dense_grad in zip(found[True][1], found[False][1], strict=True):
+        torch.testing.assert_close(sparse_grad, dense_grad)
+    # One gradient row per distinct item (3, 7, 1, 20, 12), not one per slot (10).
+    assert model.structure.weight.grad._nnz() == 5
+
+
 def test_attention_falls_on_the_target_cluster(
     planted: PlantedData, encoded: EncodedRatings, trained: RatingTrainResult
 ) -> None:
