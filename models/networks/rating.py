@@ -204,46 +204,39 @@ class RatingModel(nn.Module):
         """Exact leave-one-out of the calibrated prediction: `_leave_one_out`'s, shifted
         by the history offset of each variant. Removing item p takes its own residual out
         of the offset and changes every other item's prediction, so the offsets come from
-        the uncalibrated leave-one-out of the history itself (targets = the history).
-        With the inner-product head, the targets and the history's own items are
-        predicted in one pass: half the operations of two."""
-        shrink = self.config.history_offset_shrink
-        if shrink is None:
-            return self._leave_one_out(hist_items, hist_ratings, targets, positions)
-        if self._sums_suffice:
-            c = targets.shape[0]
-            whole, attention, without = self._leave_one_out(
-                hist_items, hist_ratings, torch.cat([targets, hist_items]), positions)
-            offset, offsets = _offsets(hist_ratings, whole[c:], without[:, c:], positions,
-                                       shrink)
-            whole, attention, without = whole[:c], attention[:c], without[:, :c]
-        else:
-            whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
-                                                            positions)
-            offset, offsets = self._offsets_recomputed(hist_items, hist_ratings, positions,
-                                                       shrink)
+        the uncalibrated leave-one-out of the history itself (targets = the history)."""
+        whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
+                                                        positions)
+        if self.config.history_offset_shrink is None:
+            return whole, attention, without
+        offset, offsets = self._offsets_without(hist_items, hist_ratings, positions)
         low, high = self.scale.low, self.scale.high
         return ((whole + offset).clamp(low, high), attention,
                 (without + offsets[:, None]).clamp(low, high))
 
-    @property
-    def _sums_suffice(self) -> bool:
-        """Whether the prediction is linear in the attention (the inner-product head with
-        biases), so that leave-one-out needs only sums over the history."""
-        return self.mlp is None and self.item_bias is not None
-
-    def _offsets_recomputed(
-        self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor, shrink: float
+    def _offsets_without(
+        self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
     ) -> tuple[Tensor, Tensor]:
         """The history offset with the whole history (scalar) and with each of `positions`
-        removed (P,), each variant's offset computed anew (the MLP heads)."""
-        n = hist_items.shape[0]
-        keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool, device=hist_items.device)
-        keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
-        v = keep.shape[0]
-        found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n), keep,
-                                    shrink)
-        return found[0], found[1:]
+        removed (P,). With the inner-product head one leave-one-out pass over the history
+        gives every item's prediction without every other; other heads recompute the
+        offset of each variant."""
+        n, shrink = hist_items.shape[0], self.config.history_offset_shrink or 0.0
+        if self.mlp is not None or self.item_bias is None:
+            keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool,
+                              device=hist_items.device)
+            keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
+            v = keep.shape[0]
+            found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n),
+                                        keep, shrink)
+            return found[0], found[1:]
+        own, _, own_without = self._leave_one_out(hist_items, hist_ratings, hist_items,
+                                                  positions)  # (L,), (P, L)
+        offset = (hist_ratings - own).sum() / (n + shrink)
+        residual = hist_ratings[None, :] - own_without  # (P, L)
+        others = torch.ones_like(residual, dtype=torch.bool)
+        others[torch.arange(positions.shape[0], device=others.device), positions] = False
+        return offset, (residual * others).sum(-1) / max(n - 1 + shrink, 1e-9)
 
     def _leave_one_out(
         self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
@@ -261,7 +254,7 @@ class RatingModel(nn.Module):
         removing a dominant item loses no precision): O(C L) for all variants together.
         Other heads run `_attend` once per variant slot, each with its own context mask."""
         n, v = hist_items.shape[0], positions.shape[0] + 1
-        if not self._sums_suffice:
+        if self.mlp is not None or self.item_bias is None:
             keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
             keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
             c = targets.shape[0]
@@ -396,20 +389,6 @@ class _ItemRows:
 
     def _spread(self, table: nn.Embedding, inverse: Tensor) -> Tensor:
         return table(self.ids).index_select(0, inverse)  # backward: a dense index_add
-
-
-def _offsets(
-    hist_ratings: Tensor, own: Tensor, own_without: Tensor, positions: Tensor, shrink: float
-) -> tuple[Tensor, Tensor]:
-    """The history offset with the whole history (scalar) and with each of `positions`
-    removed (P,), from each history item's prediction from the others, own (L,), and the
-    same with each position removed too, own_without (P, L)."""
-    n = hist_ratings.shape[0]
-    offset = (hist_ratings - own).sum() / (n + shrink)
-    residual = hist_ratings[None, :] - own_without  # (P, L)
-    others = torch.ones_like(residual, dtype=torch.bool)
-    others[torch.arange(positions.shape[0], device=others.device), positions] = False
-    return offset, (residual * others).sum(-1) / max(n - 1 + shrink, 1e-9)
 
 
 def _mlp(features: int, hidden: tuple[int, ...], out: int, dropout: float) -> nn.Sequential:
