@@ -15,7 +15,9 @@ HTTP + Redis floor (`bench/floor_app.py`: a GET of a user's history from the sam
 right after at the same concurrency. Last, the second version activated while the service
 runs: the peak RSS during the swap (two versions held), the RSS after it, and how many of
 the rank requests polled every 0.2 s while the new version loads were not answered 200
-(the old version should serve them all). Beside each
+(the old version should serve them all), and the slowest of them. Before the service
+starts, the item list read beside a thread that wakes every millisecond, by one
+`json.loads` and by the artifact's reader: the longest that thread waited. Beside each
 wrk run's latencies, the service's CPU time per request: what a loaded machine's timings
 hide.
 
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -46,7 +49,7 @@ import torch
 from bench.record import append_result, provenance
 from bench.scaling import synthetic_artifact
 from bench.serve_load import cpu_seconds, free_port, process, redis_server, wait_ready, wrk
-from models.artifact import load_artifact, save_artifact
+from models.artifact import load_artifact, read_items, save_artifact
 from models.inference.item_index import build_index, neighbour_table, normalised
 
 USERS = 32
@@ -120,7 +123,8 @@ def main() -> None:
         users = tasteful_histories(v0, rng)
         record = {"items": args.items, **build_seconds,
                   "index_bytes": (v0 / "items.faiss").stat().st_size,
-                  "neighbours_bytes": (v0 / "neighbours.safetensors").stat().st_size}
+                  "neighbours_bytes": (v0 / "neighbours.safetensors").stat().st_size,
+                  "item_list": item_list_stalls(v0 / "items.json")}
         record.update(run_service(work, v0, v1, users, args.seconds))
     print(json.dumps(record, indent=1))
     print(f"appended to {append_result('million_items', record, started)}")
@@ -194,9 +198,12 @@ def swap(cli: list[str], env: dict, store: Path, version: str, pid: int, url: st
     subprocess.run([*cli, "models", "activate", "--store", str(store), version], env=env,
                    check=True, capture_output=True)
     asked, failed = 0, 0  # rank requests while the new version loads, and those not 200
+    slowest = 0.0
     with httpx.Client(base_url=url, timeout=60) as http:
         while True:
+            sent = time.perf_counter()
             answer = http.post("/v1/rank", json={"user_id": "m0", "k": 10})
+            slowest = max(slowest, time.perf_counter() - sent)
             asked += 1
             if answer.status_code != 200:
                 failed += 1
@@ -211,8 +218,42 @@ def swap(cli: list[str], env: dict, store: Path, version: str, pid: int, url: st
     sampler.join()
     return {"swap_seconds": swapped, "rss_gb_during_swap_peak": peak[0],
             "rss_gb_after_swap": tree_rss_gb(pid), "swap_requests": asked,
-            "swap_requests_failed": failed}
+            "swap_requests_failed": failed, "swap_request_slowest_ms": 1000 * slowest}
 
+
+def item_list_stalls(items_json: Path) -> dict[str, dict[str, float]]:
+    """Reading the artifact's item list two ways, each beside a thread that wakes every
+    millisecond (as an event loop would): seconds taken, and the longest the thread waited
+    for the interpreter. One `json.loads` (what loading did before) against the artifact's
+    own entry-by-entry reader."""
+    out = {}
+    for name, read in (("json_loads", lambda: json.loads(items_json.read_text())),
+                       ("read_items", lambda: read_items(items_json))):
+        out[name] = longest_stall(read)
+        print(f"{name}: {out[name]}", flush=True)
+    return out
+
+
+def longest_stall(work: Callable[[], object]) -> dict[str, float]:
+    """Seconds `work` takes, and the longest a thread sleeping 1 ms at a time waited
+    meanwhile (for the interpreter, when `work` holds it)."""
+    longest, stop = [0.0], threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            longest[0], last = max(longest[0], now - last), now
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    begun = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - begun
+    stop.set()
+    ticker.join()
+    return {"seconds": seconds, "longest_stall_ms": 1000 * longest[0]}
 
 if __name__ == "__main__":
     main()

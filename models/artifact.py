@@ -24,6 +24,7 @@ This module imports no training code: serving loads artifacts through it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -157,7 +158,7 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
     folder = Path(folder)
     manifest = read_manifest(folder)
     n_items, scale, rating_config, ranking_config = _model_configs(manifest, folder / MANIFEST)
-    items = json.loads((folder / ITEMS).read_text())
+    items = read_items(folder / ITEMS)
     if len(items) != n_items:
         raise ArtifactError(f"{folder / ITEMS}: {len(items)} items, the models have {n_items}")
     rating_model = None
@@ -198,6 +199,37 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
             )
     return Artifact(rating_model, ranking_model, IdMap([row["id"] for row in items]), catalogue,
                     manifest, item_index, item_neighbours)
+
+
+_BLANK = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+
+
+def read_items(path: Path) -> list[dict]:
+    """items.json, decoded one entry at a time. One `json.loads` of a million-item list
+    is a single C call that holds the interpreter for over a second, and a serving process
+    loads a new version on a thread beside its event loop: every request would wait it out
+    (bench/findings.md). Between entries the interpreter can switch to the loop."""
+    text, decoder, items = path.read_text(), json.JSONDecoder(), []
+    try:
+        at = _BLANK.match(text).end()
+        if text[at] != "[":
+            raise ValueError(f"a list expected at character {at}")
+        at = _BLANK.match(text, at + 1).end()
+        empty = text[at] == "]"
+        while not empty:
+            item, at = decoder.raw_decode(text, at)
+            items.append(item)
+            at = _BLANK.match(text, at).end()
+            if text[at] == "]":
+                break
+            if text[at] != ",":
+                raise ValueError(f"',' or ']' expected at character {at}")
+            at = _BLANK.match(text, at + 1).end()
+        if text[_BLANK.match(text, at + 1).end():]:
+            raise ValueError(f"text after the list at character {at + 1}")
+    except (ValueError, IndexError) as error:  # JSONDecodeError is a ValueError
+        raise ArtifactError(f"{path}: not a JSON list of items ({error})") from error
+    return items
 
 
 def _model_configs(

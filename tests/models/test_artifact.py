@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifact import ArtifactError, load_artifact, save_artifact
+from models.artifact import ArtifactError, load_artifact, read_items, save_artifact
 from models.inference.item_index import build_index, neighbour_table, normalised
 
 
@@ -114,3 +114,23 @@ def test_the_retrieval_index_and_neighbours_travel_in_the_artifact_and_are_check
         f.write(bytes([last[0] ^ 1]))
     with pytest.raises(ArtifactError, match=f"{damaged}: checksum mismatch"):
         load_artifact(folder)
+
+
+@pytest.mark.parametrize("items", [
+    [],
+    [{"id": "1", "title": "Toy Story (1995)", "genres": ["Animation", "Children's"]}],
+    [{"id": "a,b", "title": 'Say "], [{" twice', "genres": []},
+     {"id": "ü", "title": "Amélie\n\t", "genres": ["Comedy"]}, {"id": "3", "title": None}],
+])
+def test_the_item_list_reads_as_json_loads_does(items: list, tmp_path: Path) -> None:
+    for text in (json.dumps(items, ensure_ascii=False), json.dumps(items, indent=2)):
+        (tmp_path / "items.json").write_text(text)
+        assert read_items(tmp_path / "items.json") == json.loads(text) == items
+
+
+@pytest.mark.parametrize("text", ['{"id": "1"}', '[{"id": "1"},]', '[{"id": "1"}', "",
+                                  '[{"id": "1"} {"id": "2"}]', '[{"id": "1"}] []'])
+def test_an_item_list_that_is_not_a_json_list_is_refused(text: str, tmp_path: Path) -> None:
+    (tmp_path / "items.json").write_text(text)
+    with pytest.raises(ArtifactError, match="not a JSON list of items"):
+        read_items(tmp_path / "items.json")
