@@ -6,8 +6,8 @@ their version is swapped out. CPython's full collection walks every live object:
 at a million items, holding the event loop, each time the survivors since the last one
 reach a quarter of them. A start-up at a million items ran 30 of them (15 s of its 153 s).
 
-So start-up builds with the collector off, and what is built to last (start-up, a swap,
-items folded in) is frozen out of later collections (`gc.freeze`). Frozen objects are
+So start-up and a swap build with the collector off, and what is built to last (start-up,
+a swap, items folded in) is frozen out of later collections (`gc.freeze`). Frozen objects are
 still freed by reference count when dropped (a swapped-out version is: measured, it holds
 no reference cycle); only a cycle among them is never collected. So each freeze first
 collects, or the cyclic garbage of the moment would be kept for good: a walk of what is
@@ -23,7 +23,9 @@ from contextlib import contextmanager
 
 @contextmanager
 def long_lived() -> Iterator[None]:
-    """Builds start-up's state without collections (nothing is garbage yet), then freezes it."""
+    """Builds what is meant to last (start-up's state, a swap's new version) without
+    collections, then freezes it. The collector is off for the whole process meanwhile:
+    requests served beside a swap leave their cyclic garbage to the collection that ends it."""
     gc.disable()
     try:
         yield

@@ -42,7 +42,7 @@ from models.data.table import RatingScale
 from models.inference.fold_in import FoldedItem, Rater, fold_in_item
 from service.catalogue import CatalogueMirror
 from service.events import ACTIVATE, FOLDED, ITEM, EventLog, Missed
-from service.heap import settle
+from service.heap import long_lived, settle
 from service.item_store import Item, ItemStore, catalogued
 from service.keys import Keys
 from service.metrics import Metrics
@@ -237,19 +237,21 @@ class Lifecycle:
                 self._refuse(version, "serving a fixed --artifact: start with --store to swap")
                 return False
             try:
-                artifact = await asyncio.to_thread(self._store.load, version)
-                self._check_compatible(artifact)
-                if await self._items.seed(catalogued(artifact)):
-                    await self._reload_mirror()
-                folded = await self._folded_rows(version)
-                served = await asyncio.to_thread(
-                    serve, artifact, folded, self.mirror, self._settings, self._device
-                )
+                # Without collections while it builds, as start-up (service/heap.py): each
+                # would walk the new version's objects so far, holding the event loop.
+                with long_lived():
+                    artifact = await asyncio.to_thread(self._store.load, version)
+                    self._check_compatible(artifact)
+                    if await self._items.seed(catalogued(artifact)):
+                        await self._reload_mirror()
+                    folded = await self._folded_rows(version)
+                    served = await asyncio.to_thread(
+                        serve, artifact, folded, self.mirror, self._settings, self._device
+                    )
             except (ArtifactError, OSError, ValueError, KeyError, RuntimeError) as exc:
                 self._refuse(version, f"{type(exc).__name__}: {exc}")
                 return False
             self.current, self.previous = served, self.current
-            settle()
             self._swapped(version, "swap")
             await self._queue_untrained()
             return True
