@@ -54,6 +54,16 @@ class Cluster:
         self.processes[port].wait()
         return port
 
+    def states(self) -> dict[int, str]:
+        """Each node's `cluster_state` as it says, or why it did not (for failure messages)."""
+        found = {}
+        for port in self.ports:
+            try:
+                found[port] = _info(port)["cluster_state"]
+            except (redis.RedisError, OSError) as exc:
+                found[port] = type(exc).__name__
+        return found
+
     def wait_healthy(self, seconds: float = 60) -> None:
         """Until every slot has a master that answers (after a start or a failover)."""
         deadline = time.monotonic() + seconds

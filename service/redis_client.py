@@ -20,9 +20,16 @@ a rate-limit token spent twice errs towards refusal.
 
 A cluster client follows MOVED and re-reads the slot map when a node fails, so a failover
 needs no restart: while a slot has no master its commands fail (503 with Retry-After),
-then succeed once the replica is promoted. Its pool is per node and refuses a command
-when all its connections are busy (`MaxConnectionsError`) instead of waiting; a semaphore
-of the same size in front of every command and pipeline keeps our policy: a command waits.
+then succeed once the replica is promoted. redis-py 8.1 answers every connection error by
+closing the node's idle connections, and closed them in tasks that ran after other
+commands had already taken those connections: each failure failed the commands beside it,
+and under load a failover's errors fed themselves for good after the cluster was healthy
+again (seen here: a test's traffic still all 503 a minute after the promotion).
+`_close_idle_connections` closes them before anything else can run.
+
+A cluster client's pool is per node and refuses a command when all its connections are
+busy (`MaxConnectionsError`) instead of waiting; a semaphore of the same size in front of
+every command and pipeline keeps our policy: a command waits.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -98,6 +105,18 @@ async def redis_connection(settings: Settings) -> AsyncIterator[Client]:
             await _until_alone(embedded)
             # Stops the server only when no other client (another worker) still uses it.
             embedded._cleanup()
+
+
+async def _close_idle_connections(node: ClusterNode) -> None:
+    """What ClusterNode.disconnect_free_connections means to do, without its race: each idle
+    connection is closed without waiting for the socket to finish closing, so no await
+    yields to another command between the pool handing it out and its closing. The
+    connections stay pooled and reconnect on their next use."""
+    for connection in tuple(node._free):
+        await connection.disconnect(nowait=True)
+
+
+ClusterNode.disconnect_free_connections = _close_idle_connections  # type: ignore[method-assign]
 
 
 _holding_gate: ContextVar[bool] = ContextVar("holding_gate", default=False)
