@@ -22,6 +22,7 @@ from models.networks.rating import RatingModel, RatingModelConfig
 from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
+    _LazyAdam,
     _sample_context,
     train_rating_model,
 )
@@ -95,6 +96,28 @@ def test_sparse_tables_look_each_distinct_item_up_once_with_the_same_gradients()
         torch.testing.assert_close(sparse_grad, dense_grad)
     # One gradient row per distinct item (3, 7, 1, 20, 12), not one per slot (10).
     assert model.structure.weight.grad._nnz() == 5
+
+
+def test_lazy_adam_is_adam_on_the_rows_a_step_touched() -> None:
+    # Where a step's sparse gradient touches every row, lazy Adam must be torch's Adam; a
+    # row no step touched keeps its value and moments.
+    torch.manual_seed(0)
+    lazy_table, dense_table = (torch.nn.Parameter(torch.randn(6, 4)) for _ in range(2))
+    with torch.no_grad():
+        dense_table.copy_(lazy_table)
+    lazy, dense = _LazyAdam([lazy_table], lr=0.01), torch.optim.Adam([dense_table], lr=0.01)
+    touched = torch.tensor([4, 0, 2, 1, 3])  # row 5 never
+    for _ in range(5):
+        grad = torch.randn(len(touched), 4)
+        lazy_table.grad = torch.sparse_coo_tensor(touched[None], grad, (6, 4),
+                                                  check_invariants=True)
+        dense_table.grad = torch.zeros(6, 4).index_copy_(0, touched, grad)
+        lazy.step()
+        dense.step()
+    torch.testing.assert_close(lazy_table[:5], dense_table[:5])
+    torch.testing.assert_close(lazy.moments[0][1][:5], dense.state[dense_table]["exp_avg_sq"][:5])
+    assert not lazy.moments[0][0][5].any()
+    assert torch.equal(lazy_table[5], dense_table[5])  # Adam moves a zero-gradient row neither
 
 
 def test_attention_falls_on_the_target_cluster(
