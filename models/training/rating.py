@@ -221,10 +221,12 @@ class _LazyAdam:
     def step(self) -> None:
         self.steps += 1
         b1, b2 = self.betas
-        step = torch.tensor(float(self.steps))  # every row's bias correction: the global step
         for table, (mean, square) in zip(self.tables, self.moments, strict=True):
             if table.grad is None:
                 continue
+            # Every row's bias correction is the global step's; the fused kernel takes it
+            # as a tensor on the table's device.
+            step = torch.tensor(float(self.steps), device=table.device)
             grad = table.grad.coalesce()
             rows, values = grad.indices()[0], grad.values()
             # index_select / index_copy_: advanced indexing of a large table measured
@@ -331,9 +333,9 @@ def _offset_rmse(
     `config.history_offset_shrinks`, from the model's predictions without it (`found`).
     The residuals do not depend on the shrinkage, so each history's mean residual is
     computed once and shrunk as sum / (n + lambda)."""
-    errors = {"none": np.concatenate([p - truth for _, p, truth in found])}
     if not config.history_offset_shrinks:
-        return {"none": float(np.sqrt(np.mean(errors["none"] ** 2)))}
+        return {"none": _rmse(found)}
+    errors = {"none": np.concatenate([p - truth for _, p, truth in found])}
     mean_residual = np.concatenate([
         _mean_residuals(model, [h for h, _, _ in found[start : start + 256]], device)
         for start in range(0, len(found), 256)
