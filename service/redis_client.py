@@ -25,7 +25,11 @@ closing the node's idle connections, and closed them in tasks that ran after oth
 commands had already taken those connections: each failure failed the commands beside it,
 and under load a failover's errors fed themselves for good after the cluster was healthy
 again (seen here: a test's traffic still all 503 a minute after the promotion).
-`_close_idle_connections` closes them before anything else can run.
+`_close_idle_connections` closes them before anything else can run. The same failures
+fed themselves by a second path: to recover from a cluster error (a pipeline's retry, a
+CLUSTERDOWN), redis-py closes the whole client, and that closed every connection of every
+node, those other commands were writing on included. `_disconnect_node` closes only the
+idle ones and marks the others for reconnect; each is closed when its command gives it back.
 
 A cluster client's pool is per node and refuses a command when all its connections are
 busy (`MaxConnectionsError`) instead of waiting; a semaphore of the same size in front of
@@ -116,7 +120,17 @@ async def _close_idle_connections(node: ClusterNode) -> None:
         await connection.disconnect(nowait=True)
 
 
+async def _disconnect_node(node: ClusterNode) -> None:
+    """What ClusterNode.disconnect means to do, without closing a connection under a command
+    that is using it: redis-py also calls it to recover from an error, while other commands
+    run. A connection in use is closed when its command releases it (redis-py's own
+    mark-for-reconnect); at shutdown none is in use, so all are closed at once."""
+    node.update_active_connections_for_reconnect()
+    await _close_idle_connections(node)
+
+
 ClusterNode.disconnect_free_connections = _close_idle_connections  # type: ignore[method-assign]
+ClusterNode.disconnect = _disconnect_node  # type: ignore[method-assign]
 
 
 _holding_gate: ContextVar[bool] = ContextVar("holding_gate", default=False)
