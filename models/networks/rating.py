@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from models.data.table import RatingScale
-from models.networks.leave_one_out import sums_without
+from models.networks.leave_one_out import sums_kept
 
 Head = Literal["dot", "mlp1", "mlp2"]
 
@@ -204,34 +204,46 @@ class RatingModel(nn.Module):
         """Exact leave-one-out of the calibrated prediction: `_leave_one_out`'s, shifted
         by the history offset of each variant. Removing item p takes its own residual out
         of the offset and changes every other item's prediction, so the offsets come from
-        the uncalibrated leave-one-out of the history itself (targets = the history)."""
-        whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
-                                                        positions)
+        the uncalibrated leave-one-out of the history itself (targets = the history). With
+        the inner-product head the history's items join the targets in one pass."""
         if self.config.history_offset_shrink is None:
-            return whole, attention, without
-        offset, offsets = self._offsets_without(hist_items, hist_ratings, positions)
+            return self._leave_one_out(hist_items, hist_ratings, targets, positions)
+        if self.mlp is not None or self.item_bias is None:
+            whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
+                                                            positions)
+            offset, offsets = self._offsets_recomputed(hist_items, hist_ratings, positions)
+        else:
+            c = targets.shape[0]
+            whole, attention, without = self._leave_one_out(
+                hist_items, hist_ratings, torch.cat([targets, hist_items]), positions)
+            offset, offsets = self._offsets_from(hist_ratings, positions, whole[c:],
+                                                 without[:, c:])
+            whole, attention, without = whole[:c], attention[:c], without[:, :c]
         low, high = self.scale.low, self.scale.high
         return ((whole + offset).clamp(low, high), attention,
                 (without + offsets[:, None]).clamp(low, high))
 
-    def _offsets_without(
+    def _offsets_recomputed(
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
     ) -> tuple[Tensor, Tensor]:
         """The history offset with the whole history (scalar) and with each of `positions`
-        removed (P,). With the inner-product head one leave-one-out pass over the history
-        gives every item's prediction without every other; other heads recompute the
-        offset of each variant."""
+        removed (P,), each variant's offset computed anew (heads other than the inner
+        product)."""
         n, shrink = hist_items.shape[0], self.config.history_offset_shrink or 0.0
-        if self.mlp is not None or self.item_bias is None:
-            keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool,
-                              device=hist_items.device)
-            keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
-            v = keep.shape[0]
-            found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n),
-                                        keep, shrink)
-            return found[0], found[1:]
-        own, _, own_without = self._leave_one_out(hist_items, hist_ratings, hist_items,
-                                                  positions)  # (L,), (P, L)
+        keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool, device=hist_items.device)
+        keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
+        v = keep.shape[0]
+        found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n), keep,
+                                    shrink)
+        return found[0], found[1:]
+
+    def _offsets_from(
+        self, hist_ratings: Tensor, positions: Tensor, own: Tensor, own_without: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The history offset (scalar) and its value with each of `positions` removed (P,),
+        from the history's own leave-one-out: each item predicted from all the others
+        `own` (L,), and from all the others but position p `own_without` (P, L)."""
+        n, shrink = hist_ratings.shape[0], self.config.history_offset_shrink or 0.0
         offset = (hist_ratings - own).sum() / (n + shrink)
         residual = hist_ratings[None, :] - own_without  # (P, L)
         others = torch.ones_like(residual, dtype=torch.bool)
@@ -249,9 +261,9 @@ class RatingModel(nn.Module):
         With the inner-product head and biases the prediction is linear in the attention:
         rating = mu + b_i + b_u + sum_j att_ij ((r_j - mu - b_j - b_u) / half * t_j + y_j) . m_i,
         and removing item p only renormalises the others' attention. So every (target,
-        item) product is computed once, (C, L), and each variant's attention-weighted sums
-        come from prefix and suffix sums over the history (never a difference of sums, so
-        removing a dominant item loses no precision): O(C L) for all variants together.
+        item) product is computed once, (C, L), and every variant's attention-weighted sums
+        come from one matrix product of a keep-mask with them (each sums the items it keeps,
+        never a difference of sums, so removing a dominant item loses no precision).
         Other heads run `_attend` once per variant slot, each with its own context mask."""
         n, v = hist_items.shape[0], positions.shape[0] + 1
         if self.mlp is not None or self.item_bias is None:
@@ -265,38 +277,48 @@ class RatingModel(nn.Module):
             rating = out.rating[0].view(c, v)
             attention = out.attention[0].view(c, v, n)[:, 0]
             return rating[:, 0], attention, rating[:, 1:].T
-        own = (hist_items[None, :] != targets[:, None]).to(torch.float32)  # (C, L)
-        m_target, m_hist = self.structure(targets), self.structure(hist_items)  # (C|L, E)
+        own = hist_items[None, :] != targets[:, None]  # (C, L)
+        # Every (target, item) product of the three tables in one matrix product.
+        tables = [self.structure, self.taste]
+        if self.implicit is not None:
+            tables.append(self.implicit)
+        products = self.structure(targets) @ torch.cat([t(hist_items) for t in tables]).T
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
-        logits = m_target @ m_hist.T * scale + self._rating_offset(hist_ratings)[None]
-        logits = logits.masked_fill(own == 0, float("-inf"))  # (C, L)
+        logits = products[:, :n] * scale + self._rating_offset(hist_ratings)[None]
+        logits = logits.masked_fill(~own, float("-inf"))  # (C, L)
         peak = torch.cat([logits, logits.new_full((logits.shape[0], 1), float("-inf"))], 1)
         peak = peak.amax(-1, keepdim=True)
         weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # (C, L); 0 outside
         residual = hist_ratings - self.global_mean - self.item_bias(hist_items).squeeze(-1)
-        taste = m_target @ self.taste(hist_items).T / self.scale.half  # (C, L): t_j . m_i
+        taste = products[:, n:2 * n] / self.scale.half  # (C, L): t_j . m_i
         pulled = residual * taste  # (C, L)
         if self.implicit is not None:
-            pulled = pulled + m_target @ self.implicit(hist_items).T
-        # Per column: [weight, weight r, weight pulled, weight taste, in context, r in context]
+            pulled = pulled + products[:, 2 * n:]
+        in_context = own.to(weight.dtype)
+        # Per (target, item): weight, weight r, weight pulled, weight taste, in context,
+        # r in context; summed per variant, (V, 6, C).
         parts = torch.stack([weight, weight * residual, weight * pulled, weight * taste,
-                             own, own * residual], dim=-1)  # (C, L, 6)
-        sums = sums_without(parts, parts, positions)
-        mass, weighted, n_context = sums[..., 0], sums[..., 1:4], sums[..., 4]  # (C, V, ...)
-        mean = torch.where(mass[..., None] > 0, weighted / mass[..., None], 0.0)
+                             in_context, in_context * residual])  # (6, C, L)
+        c = targets.shape[0]
+        sums = sums_kept(parts.view(6 * c, n), positions).view(v, 6, c)
+        mass, n_context = sums[:, 0], sums[:, 4]  # (V, C)
+        has_mass = mass > 0
+        mean_r, mean_pulled, mean_taste = (
+            torch.where(has_mass, sums[:, k] / mass, 0.0) for k in (1, 2, 3)
+        )
         shrink = n_context + self.config.user_bias_reg
         if self.config.attentive_bias:
-            user_bias = mean[..., 0] * n_context / shrink
+            user_bias = mean_r * n_context / shrink
         else:
-            user_bias = sums[..., 5] / shrink
-        raw = mean[..., 1] - user_bias * mean[..., 2]  # (C, V)
-        default = (m_target @ self.default_user)[:, None]  # (C, 1): an empty context
+            user_bias = sums[:, 5] / shrink
+        raw = mean_pulled - user_bias * mean_taste  # (V, C)
+        default = self.default_user @ self.structure(targets).T  # (C,): an empty context
         raw = torch.where(n_context > 0, raw, default)
-        rating = self.global_mean + self.item_bias(targets) + user_bias + raw  # (C, V)
-        rating = rating.clamp(self.scale.low, self.scale.high)
-        total = mass[:, :1]
+        rating = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias + raw
+        rating = rating.clamp(self.scale.low, self.scale.high)  # (V, C)
+        total = mass[0][:, None]  # (C, 1)
         attention = torch.where(total > 0, weight / total, 0.0)
-        return rating[:, 0], attention, rating[:, 1:].T
+        return rating[0], attention, rating[1:]
 
     def _rating_offset(self, hist_ratings: Tensor) -> Tensor:
         """The attention logit's offset for each history item's rating level (0 without)."""

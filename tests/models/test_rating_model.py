@@ -234,6 +234,20 @@ def test_leave_one_out_equals_real_removal_for_every_head(
     assert attention[0, 1] == 0.0  # target 7 is in the history: never attends to itself
 
 
+@pytest.mark.parametrize("head", ["dot", "mlp1"])
+def test_an_empty_history_is_explained_by_no_item(head: str) -> None:
+    """A new user's prediction is the default user's; there is nothing to leave out."""
+    model = random_model(head=head, history_offset_shrink=3.0)
+    targets = np.array([7, 25])
+    nothing = torch.zeros(0, dtype=torch.long)
+    with torch.inference_mode():
+        whole, attention, without = model.leave_one_out(nothing, torch.zeros(0),
+                                                         torch.from_numpy(targets), nothing)
+    [real] = predict_ratings(model, [History.empty()], [targets])
+    np.testing.assert_allclose(whole.numpy(), real, atol=1e-5)
+    assert attention.shape == (2, 0) and without.shape == (0, 2)
+
+
 def test_history_offset_is_the_shrunk_mean_residual_of_each_item_predicted_from_the_others(
 ) -> None:
     plain = random_model()
