@@ -4,14 +4,16 @@ whole-catalogue softmax (Klenitskiy & Vasilev, 2023) over the same seeds, and EA
 Protocol as bench/ranking_quality.py, on MovieLens-100K: each user's last 10 ratings by
 time held out, every item the user has not rated ranked, NDCG@10 and Recall@10. Ours:
 `build_artifact` on the past with the `fast` recipe (what `because train` trains by
-default), the seed of both models changed, then, per user, what `/v1/rank` without
-candidates runs (`Predictor.run`, order "ranking", every unrated item). SASRec
-(bench/sasrec_peer.py): its epoch count chosen on the past's own last 10, then refitted on
-the whole past. EASE is deterministic: tuned on that same validation split and fitted once.
-`--tune` first compares SASRec settings on the validation split (seed 0) and runs the seeds
-with the best; without it, `SasrecConfig`'s defaults, the best of the last tuning.
+default; `--preset quality` for the longer one), the seed of both models changed, then,
+per user, what `/v1/rank` without candidates runs (`Predictor.run`, order "ranking",
+every unrated item). SASRec (bench/sasrec_peer.py): its epoch count chosen on the past's
+own last 10, then refitted on the whole past. EASE is deterministic: tuned on that same
+validation split and fitted once. `--tune` first compares SASRec settings on the
+validation split (seed 0) and runs the seeds with the best; without it, `SasrecConfig`'s
+defaults, the best of the last tuning.
 
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python -m bench.ranker_seeds
+    .venv/bin/python -m bench.ranker_seeds --models ours --preset quality
     .venv/bin/python -m bench.ranker_seeds --models sasrec --seeds 0 1 2 --tune
 """
 
@@ -61,10 +63,11 @@ SASREC_GRID: list[dict] = [
 
 
 def ours(
-    past: RatingTable, catalogue: Catalogue, item_ids: IdMap, task: RankingTask, seed: int
+    past: RatingTable, catalogue: Catalogue, item_ids: IdMap, task: RankingTask, seed: int,
+    preset: str = "fast",
 ) -> dict:
-    """The `fast` recipe, both models seeded with `seed`, scored through the Predictor."""
-    rating, ranking = PRESETS["fast"]
+    """The `preset` recipe, both models seeded with `seed`, scored through the Predictor."""
+    rating, ranking = PRESETS[preset]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         built = build_artifact(
@@ -120,6 +123,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true",
                         help="choose SASRec's settings on the validation split first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast",
+                        help="our training recipe (fast: what `because train` trains)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = provenance()
@@ -148,7 +153,7 @@ def main() -> None:
     for seed in args.seeds:
         for name in args.models:
             if name == "ours":
-                run = ours(past, catalogue, item_ids, task, seed)
+                run = ours(past, catalogue, item_ids, task, seed, args.preset)
             else:
                 run = sasrec(past, item_ids, task, replace(config, seed=seed))
             runs[name].append(run)
@@ -171,8 +176,8 @@ def main() -> None:
           f"deterministic | {ease['train_seconds']:.0f} |")
     path = append_result("ranker_seeds", {
         "seeds": args.seeds, "runs": runs, "ease": ease,
-        "ours_recipe": {"preset": "fast", "rating": PRESETS["fast"][0].to_dict(),
-                        "ranking": PRESETS["fast"][1].to_dict()},
+        "ours_recipe": {"preset": args.preset, "rating": PRESETS[args.preset][0].to_dict(),
+                        "ranking": PRESETS[args.preset][1].to_dict()},
         "sasrec_config": config.to_dict(), "sasrec_tuning": tuning,
     }, started)
     print(f"appended to {path}")
