@@ -208,7 +208,7 @@ class RatingModel(nn.Module):
         the inner-product head the history's items join the targets in one pass."""
         if self.config.history_offset_shrink is None:
             return self._leave_one_out(hist_items, hist_ratings, targets, positions)
-        if self.mlp is not None or self.item_bias is None:
+        if not self._linear_in_attention:
             whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
                                                             positions)
             offset, offsets = self._offsets_recomputed(hist_items, hist_ratings, positions)
@@ -250,6 +250,12 @@ class RatingModel(nn.Module):
         others[torch.arange(positions.shape[0], device=others.device), positions] = False
         return offset, (residual * others).sum(-1) / max(n - 1 + shrink, 1e-9)
 
+    @property
+    def _linear_in_attention(self) -> bool:
+        """The inner-product head with biases: a prediction linear in the attention
+        weights, which `_leave_one_out` re-weighs per variant instead of recomputing."""
+        return self.mlp is None and self.item_bias is not None
+
     def _leave_one_out(
         self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -266,7 +272,7 @@ class RatingModel(nn.Module):
         never a difference of sums, so removing a dominant item loses no precision).
         Other heads run `_attend` once per variant slot, each with its own context mask."""
         n, v = hist_items.shape[0], positions.shape[0] + 1
-        if self.mlp is not None or self.item_bias is None:
+        if not self._linear_in_attention:
             keep = torch.ones(v, n, dtype=torch.bool, device=hist_items.device)
             keep[torch.arange(1, v, device=keep.device), positions] = False  # (V, L)
             c = targets.shape[0]
@@ -282,7 +288,8 @@ class RatingModel(nn.Module):
         tables = [self.structure, self.taste]
         if self.implicit is not None:
             tables.append(self.implicit)
-        products = self.structure(targets) @ torch.cat([t(hist_items) for t in tables]).T
+        m_target = self.structure(targets)  # (C, E)
+        products = m_target @ torch.cat([t(hist_items) for t in tables]).T
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
         logits = products[:, :n] * scale + self._rating_offset(hist_ratings)[None]
         logits = logits.masked_fill(~own, float("-inf"))  # (C, L)
@@ -312,7 +319,7 @@ class RatingModel(nn.Module):
         else:
             user_bias = sums[:, 5] / shrink
         raw = mean_pulled - user_bias * mean_taste  # (V, C)
-        default = self.default_user @ self.structure(targets).T  # (C,): an empty context
+        default = m_target @ self.default_user  # (C,): an empty context
         raw = torch.where(n_context > 0, raw, default)
         rating = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias + raw
         rating = rating.clamp(self.scale.low, self.scale.high)  # (V, C)
