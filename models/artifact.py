@@ -144,8 +144,10 @@ def save_artifact(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_items": len(item_ids),
         "rating_scale": {"low": scale.low, "high": scale.high, "step": scale.step},
-        "rating": rating_train_config,
-        "ranking": ranking_train_config,
+        # Each architecture as the saved model has it (training may have set parts of it).
+        "rating": None if rating_model is None or rating_train_config is None
+        else {**rating_train_config, "model": rating_model.config.to_dict()},
+        "ranking": {**ranking_train_config, "model": ranking_model.config.to_dict()},
         "data": data,
         "metrics": metrics,
         "checksums": {name: sha256(folder / name) for name in files},

@@ -129,6 +129,8 @@ def with_items(
         state["item_bias"],
         torch.tensor([f.ranking_bias for f in folded], device=state["item_bias"].device),
     ])
+    if ranking_model.item_item is not None:
+        state["item_item.weights"] = ranking_model.item_item.grown(len(embeddings))
     ranking = RankingModel(ranking_model.config, embeddings, ranking_model.scale)
     ranking.load_state_dict({**state, "item_embeddings": embeddings})
     return rating, ranking.to(embeddings.device).eval()
@@ -419,6 +421,8 @@ def _ranker_with(model: RankingModel, embedding: np.ndarray, bias: float) -> Ran
     state["item_bias"] = torch.cat([
         model.item_bias.detach(), torch.tensor([bias], device=embeddings.device)
     ])
+    if model.item_item is not None:
+        state["item_item.weights"] = model.item_item.grown(len(embeddings))
     ranker.load_state_dict(state)
     return ranker.to(embeddings.device).eval()
 

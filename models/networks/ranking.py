@@ -17,7 +17,7 @@ shape their ranking.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.data.table import RatingScale
+from models.networks.item_item import ItemItem
 from models.networks.leave_one_out import sums_without
 
 
@@ -41,6 +42,9 @@ class RankingModelConfig:
     output: Literal["shared", "query"] = "query"  # "shared" phi (the paper) or a map of the query
     recency: int = 50  # learned offsets for the newest positions (0: none, as in the paper)
     max_history: int = 200  # newest history items read, in training and serving
+    # beta of the item-to-item term (`models/networks/item_item.py`), set by training
+    # from the validation split; None: no term (large catalogues, earlier artifacts).
+    item_item_weight: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +112,9 @@ class RankingModel(nn.Module):
         query_output = config.output == "query"
         self.output = nn.Linear(d if query_output else w, w if query_output else 1, bias=False)
         self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.item_item = None
+        if config.item_item_weight is not None:
+            self.item_item = ItemItem(n_items, config.item_item_weight)
         for layer in [self.query, *self.keys, *self.values]:
             nn.init.orthogonal_(layer.weight)  # as in the paper (Saxe et al., 2014)
             nn.init.zeros_(layer.bias)
@@ -139,7 +146,8 @@ class RankingModel(nn.Module):
             z = z + torch.bmm(attention, values)
             attention_sum = attention_sum + attention
         return RankingOutput(
-            score=self._output(z, outputs, targets),
+            score=self._with_item_item(self._output(z, outputs, targets), hist_items,
+                                       hist_mask, targets),
             attention=attention_sum / self.config.hops,
             last_hop=attention,
         )
@@ -157,7 +165,28 @@ class RankingModel(nn.Module):
         its own history, and the candidates' projections are read from `item_side` (every
         item's, computed once at load) when given. Arguments as `forward`."""
         history_side = self._history_side(hist_items, hist_ratings, hist_mask, item_side)
-        return self._attend(hist_items, hist_mask, targets, history_side, item_side)
+        logits = self._attend(hist_items, hist_mask, targets, history_side, item_side)
+        return self._with_item_item(logits, hist_items, hist_mask, targets)
+
+    def with_item_item(self, weights: Tensor, weight: float) -> RankingModel:
+        """Installs the item-to-item term (B (N, N), beta), recorded in the config."""
+        self.config = replace(self.config, item_item_weight=weight)
+        self.item_item = ItemItem(self.n_items, weight).to(self.item_bias.device)
+        self.item_item.weights.copy_(weights)
+        return self
+
+    def without_item_item(self) -> RankingModel:
+        self.config = replace(self.config, item_item_weight=None)
+        self.item_item = None
+        return self
+
+    def _with_item_item(
+        self, logits: Tensor, hist_items: Tensor, hist_mask: Tensor, targets: Tensor
+    ) -> Tensor:
+        """The attention's logits (H, C) plus the item-to-item term, when there is one."""
+        if self.item_item is None:
+            return logits
+        return logits + self.item_item(hist_items, hist_mask, _per_history(targets, hist_items))
 
     def leave_one_out(
         self,
@@ -169,7 +198,20 @@ class RankingModel(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Exact leave-one-out for one history (L,) and targets (C,): the logits with the
         whole history (C,), its hop-averaged attention (C, L), and the logits with the item
-        at each of `positions` (P,) really removed (P, C).
+        at each of `positions` (P,) really removed (P, C): the attention's (`_hops_without`)
+        plus the item-to-item term's."""
+        whole, attention, without = self._hops_without(
+            hist_items, hist_ratings, targets, positions, item_side)
+        if self.item_item is not None:
+            term, term_without = self.item_item.leave_one_out(hist_items, targets, positions)
+            whole, without = whole + term, without + term_without
+        return whole, attention, without
+
+    def _hops_without(
+        self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor,
+        item_side: ItemSide | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The attention hops' part of `leave_one_out`.
 
         Removing item p changes no projection: the items older than p only move one step
         closer to the newest (their recency offset). So each hop's keys and values are

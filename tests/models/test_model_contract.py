@@ -1,9 +1,11 @@
-"""The contract both models keep, one suite run over each: batched == single, saved ==
-loaded, deterministic, an empty history is served, a target never attends to itself, and a
-leave-one-out contribution equals really removing the item."""
+"""The contract both models keep, one suite run over each (and over the ranker with its
+item-to-item term): batched == single, saved == loaded, deterministic, an empty history is
+served, a target never attends to itself, and a leave-one-out contribution equals really
+removing the item."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.artifact import load_artifact
+from models.artifact import load_artifact, save_artifact
 from models.data.encoded import EncodedRatings
 from models.data.synthetic import PlantedData
 from models.evaluation.rating import histories_by_user
@@ -24,6 +26,7 @@ from models.inference.contributions import (
 )
 from models.inference.predictor import ExplainJob, Predictor
 from models.inference.scoring import predict_ratings, rating_output
+from models.training.item_item import ease_weights
 from models.training.ranking import RankingTrainResult
 from models.training.rating import RatingTrainResult
 
@@ -87,13 +90,25 @@ def ranking_subject(model: torch.nn.Module) -> Subject:
     )
 
 
-@pytest.fixture(params=["rating", "ranking"])
+def with_item_item(ranked: RankingTrainResult, encoded: EncodedRatings) -> torch.nn.Module:
+    """The trained ranker plus an item-to-item term fitted on its data (its validation
+    declines one on planted data, so the term is installed here by hand)."""
+    timelines = encoded.timelines
+    users = np.repeat(np.arange(len(timelines.lengths)), timelines.lengths)
+    weights = ease_weights(users, timelines.items, ranked.model.n_items, reg=20.0)
+    return copy.deepcopy(ranked.model).with_item_item(weights, 50.0)
+
+
+@pytest.fixture(params=["rating", "ranking", "ranking+item-item"])
 def subject(
-    request: pytest.FixtureRequest, trained: RatingTrainResult, ranked: RankingTrainResult
+    request: pytest.FixtureRequest, trained: RatingTrainResult, ranked: RankingTrainResult,
+    encoded: EncodedRatings,
 ) -> Subject:
     if request.param == "rating":
         return rating_subject(trained.model)
-    return ranking_subject(ranked.model)
+    if request.param == "ranking":
+        return ranking_subject(ranked.model)
+    return ranking_subject(with_item_item(ranked, encoded))
 
 
 @pytest.fixture
@@ -120,8 +135,14 @@ def test_batched_equals_single_and_repeats_exactly(
 
 
 def test_saved_equals_loaded(
-    subject: Subject, histories: list[History], artifact_dir: Path
+    subject: Subject, histories: list[History], artifact_dir: Path, tmp_path: Path,
+    planted: PlantedData, encoded: EncodedRatings, trained: RatingTrainResult,
 ) -> None:
+    if getattr(subject.model, "item_item", None) is not None:
+        artifact_dir = save_artifact(
+            tmp_path, trained.model, subject.model, encoded.item_ids, planted.catalogue,
+            rating_train_config={}, ranking_train_config={}, data={}, metrics={},
+        )
     artifact = load_artifact(artifact_dir)
     loaded = artifact.rating_model if subject.name == "rating" else artifact.ranking_model
     reloaded = rating_subject(loaded) if subject.name == "rating" else ranking_subject(loaded)

@@ -1,0 +1,110 @@
+"""The ranker's item-to-item term (EASE, Steck 2019): its weights are EASE's closed form,
+it adds beta times the history's mean weight to the attention's logit, training installs
+it only when validation prefers it, and a folded-in item neither lends nor receives it.
+Its exact leave-one-out and save/load are in test_model_contract.py."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from models.data.encoded import EncodedRatings
+from models.evaluation.ranking_baselines import Ease
+from models.history import History, pad_batch
+from models.inference.fold_in import FoldedItem, with_items
+from models.training.item_embeddings import frozen_item_embeddings
+from models.training.item_item import ease_weights
+from models.training.ranking import RankingTrainResult, train_ranking_model
+from models.training.rating import RatingTrainResult
+from tests.conftest import SCALE, SMALL_RANK
+
+
+def interactions(encoded: EncodedRatings) -> tuple[np.ndarray, np.ndarray]:
+    timelines = encoded.timelines
+    return np.repeat(np.arange(len(timelines.lengths)), timelines.lengths), timelines.items
+
+
+def test_the_weights_are_eases_closed_form(encoded: EncodedRatings) -> None:
+    users, items = interactions(encoded)
+    n = len(encoded.item_ids)
+    x = np.zeros((users.max() + 1, n), np.float32)
+    x[users, items] = 1.0
+    # A repeated pair counts once, as in the binary matrix.
+    found = ease_weights(np.r_[users, users[:5]], np.r_[items, items[:5]], n, reg=20.0)
+    np.testing.assert_allclose(found.numpy(), Ease(reg=20.0).fit(x).weights, atol=1e-5)
+    assert (found.diagonal() == 0).all()
+
+
+def test_the_term_is_beta_times_the_historys_mean_weight(
+    ranked: RankingTrainResult, encoded: EncodedRatings
+) -> None:
+    weights = ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
+    plain = ranked.model
+    with_term = copy.deepcopy(plain).with_item_item(weights, 30.0)
+    histories = [History(np.array([3, 8, 15]), np.array([5.0, 2.0, 4.0], np.float32)),
+                 History(np.array([40]), np.array([1.0], np.float32))]
+    targets = [np.array([0, 1, 2, 60]), np.array([7, 9])]
+    batch = pad_batch(histories, targets)
+    with torch.inference_mode():
+        args = (batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+        added = (with_term.score(*args) - plain.score(*args)).numpy()
+    for row, (history, wanted) in enumerate(zip(histories, targets, strict=True)):
+        expected = 30.0 * weights[history.items][:, wanted].mean(0).numpy()
+        np.testing.assert_allclose(added[row, : len(wanted)], expected, atol=1e-5)
+    assert with_term.config.item_item_weight == 30.0
+
+
+def test_training_installs_the_term_only_when_validation_prefers_it(
+    ranked: RankingTrainResult, encoded: EncodedRatings, trained: RatingTrainResult
+) -> None:
+    """On planted clusters the trained ranker needs no help: no term. Stopped after one
+    epoch, it does: the term's beta is the validation's best."""
+    found = ranked.item_item_ndcg
+    assert max(found, key=found.get) == 0.0 and ranked.model.item_item is None
+    embeddings = frozen_item_embeddings(encoded, trained.model)
+    early = train_ranking_model(encoded, embeddings, SCALE, replace(SMALL_RANK, max_epochs=1),
+                                progress=False)
+    beta = max(early.item_item_ndcg, key=early.item_item_ndcg.get)
+    assert beta > 0 and early.model.config.item_item_weight == beta
+    assert early.validation_ndcg == early.item_item_ndcg[beta] > early.item_item_ndcg[0.0]
+
+
+def test_a_folded_in_item_neither_lends_nor_receives_the_term(
+    ranked: RankingTrainResult, encoded: EncodedRatings
+) -> None:
+    weights = ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
+    model = copy.deepcopy(ranked.model).with_item_item(weights, 30.0)
+    n = model.n_items
+    new = FoldedItem(np.zeros(0), np.zeros(0), None, 0.0,
+                     model.item_embeddings[0].numpy(), ranking_bias=0.0, raters=0,
+                     source="folded")
+    _, grown = with_items(None, model, [new])
+    assert grown.n_items == n + 1
+    torch.testing.assert_close(grown.item_item.weights[:n, :n], model.item_item.weights)
+    assert grown.item_item.weights[n].abs().sum() == 0
+    assert grown.item_item.weights[:, n].abs().sum() == 0
+    history = History(np.array([3, 8]), np.array([5.0, 2.0], np.float32))
+    batch = pad_batch([history], [np.arange(n)])
+    with torch.inference_mode():
+        args = (batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
+        torch.testing.assert_close(grown.score(*args), model.score(*args))
+
+
+@pytest.mark.parametrize("length", [0, 1, 5])
+def test_short_histories_leave_one_out_to_a_zero_term(
+    ranked: RankingTrainResult, encoded: EncodedRatings, length: int
+) -> None:
+    weights = ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
+    model = copy.deepcopy(ranked.model).with_item_item(weights, 30.0)
+    items = torch.arange(length) * 7
+    whole, without = model.item_item.leave_one_out(items, torch.tensor([1, 2]),
+                                                    torch.arange(length))
+    assert whole.shape == (2,) and without.shape == (length, 2)
+    if length == 1:
+        assert (without == 0).all()
+    if length == 0:
+        assert (whole == 0).all()
