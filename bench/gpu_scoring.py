@@ -33,6 +33,7 @@ from models.history import History
 from models.inference.predictor import Predictor, ScoreJob
 from models.networks.ranking import RankingModel, RankingModelConfig
 from models.networks.rating import RatingModel, RatingModelConfig
+from models.training.item_item import ITEM_ITEM_MAX_ITEMS
 from service.batcher import MicroBatcher
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -44,12 +45,16 @@ BATCHING_GOAL = 3.0
 
 
 def random_artifact(n_items: int, seed: int = 0) -> Artifact:
-    """The default architecture over `n_items` items, randomly initialised."""
+    """The default architecture over `n_items` items, randomly initialised, with the
+    ranker's item-to-item term where training would fit one."""
     torch.manual_seed(seed)
     rating = RatingModel(RatingModelConfig(), n_items, MOVIELENS_SCALE).eval()
     config = RankingModelConfig()
     embeddings = torch.randn(n_items, rating.config.dim) / rating.config.dim ** 0.5
     ranking = RankingModel(config, embeddings, MOVIELENS_SCALE).eval()
+    if n_items <= ITEM_ITEM_MAX_ITEMS:  # what training adds to a catalogue this small
+        weights = torch.randn(n_items, n_items) * 1e-3
+        ranking.with_item_item(weights.fill_diagonal_(0.0), 200.0)
     ids = [str(i) for i in range(n_items)]
     return Artifact(rating, ranking, IdMap(ids), Catalogue({}, {}), {})
 

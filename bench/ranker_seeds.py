@@ -6,11 +6,12 @@ time held out, every item the user has not rated ranked, NDCG@10 and Recall@10. 
 `build_artifact` on the past with the `fast` recipe (what `because train` trains by
 default; `--preset quality` for the longer one), the seed of both models changed, then,
 per user, what `/v1/rank` without candidates runs (`Predictor.run`, order "ranking",
-every unrated item). SASRec (bench/sasrec_peer.py): its epoch count chosen on the past's
-own last 10, then refitted on the whole past. EASE is deterministic: tuned on that same
-validation split and fitted once. `--tune` first compares SASRec settings on the
-validation split (seed 0) and runs the seeds with the best; without it, `SasrecConfig`'s
-defaults, the best of the last tuning.
+every unrated item), and the same ranker with its item-to-item term (EASE's weights,
+Steck 2019) removed, to show what the term adds. SASRec (bench/sasrec_peer.py): its epoch
+count chosen on the past's own last 10, then refitted on the whole past. EASE is
+deterministic: tuned on that same validation split and fitted once. `--tune` first
+compares SASRec settings on the validation split (seed 0) and runs the seeds with the
+best; without it, `SasrecConfig`'s defaults, the best of the last tuning.
 
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python -m bench.ranker_seeds
     .venv/bin/python -m bench.ranker_seeds --models ours --preset quality
@@ -81,11 +82,17 @@ def ours(
     predictor = Predictor(artifact, torch.device("cpu"))
     histories = histories_by_user(past, artifact.item_ids)
     metrics = evaluate_ranking(task, ranker_scores(predictor, histories, task))
+    # The same ranker without its item-to-item term: what the attention alone ranks.
+    artifact.ranking_model.without_item_item()
+    alone = evaluate_ranking(
+        task, ranker_scores(Predictor(artifact, torch.device("cpu")), histories, task))
     return {
-        **metrics, "seed": seed, "train_seconds": seconds,
+        **metrics, "attention_alone": alone, "seed": seed, "train_seconds": seconds,
         "rating_seconds": built.rating.seconds, "ranker_seconds": built.ranking.seconds,
         "best_epoch": built.ranking.best_epoch,
         "validation_ndcg": built.ranking.validation_ndcg,
+        "item_item_weight": built.ranking.model.config.item_item_weight,
+        "item_item_validation": {str(b): v for b, v in built.ranking.item_item_ndcg.items()},
     }
 
 
@@ -160,6 +167,9 @@ def main() -> None:
             print(f"{name} seed {seed}: NDCG@10 {run['ndcg']:.4f}, Recall@10 "
                   f"{run['recall']:.4f} (validation {run['validation_ndcg']:.4f}, epoch "
                   f"{run['best_epoch']}, {run['train_seconds']:.0f} s)", flush=True)
+            if "attention_alone" in run:
+                print(f"  item-to-item beta {run['item_item_weight']}; without it NDCG@10 "
+                      f"{run['attention_alone']['ndcg']:.4f}", flush=True)
 
     print(f"\n{len(task.users)} users, last 10 held out, every unrated item ranked; "
           f"mean ± sd over seeds {args.seeds}")
@@ -172,6 +182,12 @@ def main() -> None:
               f"| {np.mean([r['recall'] for r in found]):.4f} "
               f"| {', '.join(f'{v:.4f}' for v in ndcg)} "
               f"| {np.mean([r['train_seconds'] for r in found]):.0f} |")
+    if "ours" in runs:
+        alone = np.array([r["attention_alone"]["ndcg"] for r in runs["ours"]])
+        print(f"| ours without its item-to-item term | {alone.mean():.4f} ± "
+              f"{alone.std(ddof=1) if len(alone) > 1 else float('nan'):.4f} | "
+              f"{np.mean([r['attention_alone']['recall'] for r in runs['ours']]):.4f} | "
+              f"{', '.join(f'{v:.4f}' for v in alone)} | (the same training) |")
     print(f"| EASE (reg {params['reg']:g}) | {ease['ndcg']:.4f} | {ease['recall']:.4f} | "
           f"deterministic | {ease['train_seconds']:.0f} |")
     path = append_result("ranker_seeds", {
