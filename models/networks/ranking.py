@@ -10,6 +10,8 @@ f, g and h are linear maps; b_q is a learned item bias (it measured better than 
 score is a logit: training puts a softmax over the whole catalogue on it, so it only orders
 items for one user. With `ratings`, each history item's value g^k(x_i) gets a learned
 vector for its rating level, so a disliked item can push away instead of pulling.
+Catalogues up to 10,000 items add an item-to-item term, EASE's weights averaged over the
+history (`models/networks/item_item.py`): an ensemble that measured better than either.
 
 Like the rating model, nothing per user is learned: a new user's first ratings already
 shape their ranking.
@@ -176,6 +178,7 @@ class RankingModel(nn.Module):
         return self
 
     def without_item_item(self) -> RankingModel:
+        """Removes the item-to-item term: the attention alone (what the benchmarks compare)."""
         self.config = replace(self.config, item_item_weight=None)
         self.item_item = None
         return self
