@@ -29,15 +29,12 @@ class ItemItem(nn.Module):
 
     def forward(self, hist_items: Tensor, hist_mask: Tensor, targets: Tensor) -> Tensor:
         """(H, C) terms for histories (H, L) with their mask and targets (H, C). Reads only
-        the history's rows of B (a sparse product)."""
-        h, n = hist_items.shape[0], self.weights.shape[0]
-        count = hist_mask.sum(1).clamp(min=1).to(self.weights.dtype)  # (H,)
-        rows = torch.nonzero(hist_mask, as_tuple=True)[0]
-        mean = torch.sparse_coo_tensor(
-            torch.stack([rows, hist_items[hist_mask]]), (self.weight / count)[rows], (h, n),
-            check_invariants=False,  # built from a mask: in range by construction
-        )
-        return torch.sparse.mm(mean, self.weights).gather(1, targets)  # (H, N) -> (H, C)
+        the history's rows of B: one weighted bag of rows per history."""
+        mask = hist_mask.to(self.weights.dtype)
+        share = mask * (self.weight / mask.sum(1, keepdim=True).clamp(min=1))  # (H, L)
+        every = F.embedding_bag(hist_items, self.weights, per_sample_weights=share,
+                                mode="sum")  # (H, N)
+        return every.gather(1, targets)
 
     def leave_one_out(
         self, hist_items: Tensor, targets: Tensor, positions: Tensor
@@ -45,11 +42,14 @@ class ItemItem(nn.Module):
         """For one history (L,) and targets (C,): the terms with the whole history (C,)
         and with the item at each of `positions` (P,) removed (P, C), each a mean over the
         items it keeps (an empty history: 0)."""
-        pairs = self.weights.index_select(0, hist_items).index_select(1, targets)  # (L, C)
+        n_items = self.weights.shape[0]
+        flat = (hist_items[:, None] * n_items + targets[None, :]).reshape(-1)
+        pairs = self.weights.view(-1).index_select(0, flat).view(-1, targets.shape[0])  # (L, C)
         sums = sums_kept(pairs.T, positions)  # (1 + P, C)
         n = hist_items.shape[0]
-        kept = torch.tensor([n] + [n - 1] * positions.shape[0], device=sums.device)
-        means = sums * (self.weight / kept.clamp(min=1).to(sums.dtype))[:, None]
+        kept = sums.new_full((sums.shape[0], 1), max(n - 1, 1))
+        kept[0] = max(n, 1)
+        means = sums * (self.weight / kept)
         return means[0], means[1:]
 
     def grown(self, n_items: int) -> Tensor:
