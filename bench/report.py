@@ -181,9 +181,10 @@ def _recommendations_run(preset: str, row: dict) -> list[str]:
     lines = [f"Recipe `{preset}` (`because train --preset {preset}`). " + _provenance(row), "",
              "Temporal split, every user's past posted through the API and every user "
              f"ranked (k = 10, with explanations); like weight {row['like_weight']} "
-             "(chosen on validation liked NDCG@10: "
-             + ", ".join(f"{w}: {v:.4f}" for w, v in row["validation_liked_ndcg"].items())
-             + "). `bench/recommendations.py`.", "",
+             + ("(chosen on validation liked NDCG@10: "
+                + ", ".join(f"{w}: {v:.4f}" for w, v in row["validation_liked_ndcg"].items())
+                + ")" if row["validation_liked_ndcg"] else "(given: `--weight`)")
+             + ". `bench/recommendations.py`.", "",
              "| order | NDCG@10 | liked NDCG@10 | top-10 predicted < 3 | reasons > 0 | "
              "reasons rated >= 4 |", "| --- | --- | --- | --- | --- | --- |"]
     for name in ("recommended", "ranking"):
