@@ -2,7 +2,8 @@
 
     DIR/model.safetensors   rating model weights, its item tables included (absent from an
                             artifact trained on interactions alone: "rating": null)
-    DIR/ranker.safetensors  ranking model weights and its frozen item embeddings
+    DIR/ranker.safetensors  ranking model weights, its frozen item embeddings and, for
+                            catalogues up to 10,000 items, its item-to-item weights B
     DIR/items.json          item catalogue in model order: [{"id", "title", "genres"}]
     DIR/items.faiss         the retrieval index over the ranker's item embeddings, FAISS's
                             own format (optional: built at load when absent)
