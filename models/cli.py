@@ -153,10 +153,12 @@ def _train_from(args: argparse.Namespace) -> int:
     if rated is not None:
         rating_part = (f"validation RMSE {rated.validation_rmse:.4f} "
                        f"(epoch {rated.best_epoch}, {rated.seconds:.0f} s)")
+    beta = ranked.model.config.item_item_weight
+    term = "no item-to-item term" if beta is None else f"item-to-item beta {beta:g}"
     print(
         f"wrote {args.out}: {rating_part}, ranker validation NDCG@10 "
-        f"{ranked.validation_ndcg:.4f} (epoch {ranked.best_epoch}, {ranked.seconds:.0f} s), "
-        f"on {ranked.device}"
+        f"{ranked.validation_ndcg:.4f} (epoch {ranked.best_epoch}, {term}, "
+        f"{ranked.seconds:.0f} s), on {ranked.device}"
     )
     return 0
 
