@@ -31,7 +31,14 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-import faiss
+# FAISS reads and writes the retrieval index. A machine that only scores (the GPU
+# benchmark's image) has none and loads artifacts without their index. Imported here,
+# before torch, as it always was: imported after it, FAISS's OpenMP thread count also set
+# torch's (tests/test_cli.py failed).
+try:
+    import faiss
+except ImportError:
+    faiss = None
 import numpy as np
 import torch
 from safetensors.numpy import load_file as load_arrays
@@ -39,7 +46,6 @@ from safetensors.numpy import save_file as save_arrays
 from safetensors.torch import load_file, save_file
 
 from models.data.table import Catalogue, IdMap, RatingScale
-from models.inference.item_index import read_index, write_index
 from models.manifest import (
     FORMAT_VERSION,
     ITEM_INDEX,
@@ -133,6 +139,8 @@ def save_artifact(
     (folder / ITEMS).write_text(json.dumps(items, ensure_ascii=False))
     files = [name for _, name in weights] + [ITEMS]
     if item_index is not None:
+        from models.inference.item_index import write_index
+
         write_index(item_index, folder / ITEM_INDEX)
         files.append(ITEM_INDEX)
     if item_neighbours is not None:
@@ -186,7 +194,9 @@ def load_artifact(folder: Path, device: torch.device | str = "cpu") -> Artifact:
         genres={row["id"]: row["genres"] for row in items},
     )
     item_index = None
-    if ITEM_INDEX in manifest["checksums"]:
+    if ITEM_INDEX in manifest["checksums"] and faiss is not None:
+        from models.inference.item_index import read_index
+
         item_index = read_index(folder / ITEM_INDEX)
         if item_index.ntotal != n_items:
             raise ArtifactError(

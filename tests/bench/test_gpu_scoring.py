@@ -3,6 +3,10 @@ that it still works when one is (every figure produced, the scores it compares e
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -29,3 +33,25 @@ def test_the_agreement_check_finds_two_copies_equal_and_a_changed_one_not() -> N
     assert max(largest_gap(first, second, jobs).values()) == 0.0
     other = Predictor(random_artifact(1200, seed=1), CPU)
     assert largest_gap(first, other, jobs)["ranking"] > 1e-3
+
+
+def test_it_runs_with_only_what_a_gpu_machines_image_holds() -> None:
+    """The GPU machines' image has torch, numpy and safetensors, but no FAISS, FastAPI,
+    Redis client or pyarrow: with those unimportable, the benchmark still scores."""
+    script = textwrap.dedent("""
+        import importlib.abc, sys
+        class Absent(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in {"faiss", "fastapi", "redis", "pyarrow", "uvicorn"}:
+                    raise ImportError(f"{name} is not on a GPU machine")
+        sys.meta_path.insert(0, Absent())
+        import torch
+        from bench.gpu_scoring import random_artifact, rank_jobs
+        from models.inference.predictor import Predictor
+        [result] = Predictor(random_artifact(1200), torch.device("cpu")).run(rank_jobs(1200, 1))
+        print(len(result.best))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "10"
