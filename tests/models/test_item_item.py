@@ -28,6 +28,17 @@ def interactions(encoded: EncodedRatings) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(np.arange(len(timelines.lengths)), timelines.lengths), timelines.items
 
 
+@pytest.fixture(scope="module")
+def weights(ranked: RankingTrainResult, encoded: EncodedRatings) -> torch.Tensor:
+    """B on the planted interactions."""
+    return ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
+
+
+def with_term(ranked: RankingTrainResult, weights: torch.Tensor) -> torch.nn.Module:
+    """A copy of the trained ranker with the term installed at beta 30."""
+    return copy.deepcopy(ranked.model).with_item_item(weights, 30.0)
+
+
 def test_the_weights_are_eases_closed_form(encoded: EncodedRatings) -> None:
     users, items = interactions(encoded)
     n = len(encoded.item_ids)
@@ -40,22 +51,21 @@ def test_the_weights_are_eases_closed_form(encoded: EncodedRatings) -> None:
 
 
 def test_the_term_is_beta_times_the_historys_mean_weight(
-    ranked: RankingTrainResult, encoded: EncodedRatings
+    ranked: RankingTrainResult, weights: torch.Tensor
 ) -> None:
-    weights = ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
     plain = ranked.model
-    with_term = copy.deepcopy(plain).with_item_item(weights, 30.0)
+    with_item_item = with_term(ranked, weights)
     histories = [History(np.array([3, 8, 15]), np.array([5.0, 2.0, 4.0], np.float32)),
                  History(np.array([40]), np.array([1.0], np.float32))]
     targets = [np.array([0, 1, 2, 60]), np.array([7, 9])]
     batch = pad_batch(histories, targets)
     with torch.inference_mode():
         args = (batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets)
-        added = (with_term.score(*args) - plain.score(*args)).numpy()
+        added = (with_item_item.score(*args) - plain.score(*args)).numpy()
     for row, (history, wanted) in enumerate(zip(histories, targets, strict=True)):
         expected = 30.0 * weights[history.items][:, wanted].mean(0).numpy()
         np.testing.assert_allclose(added[row, : len(wanted)], expected, atol=1e-5)
-    assert with_term.config.item_item_weight == 30.0
+    assert with_item_item.config.item_item_weight == 30.0
 
 
 def test_training_installs_the_term_only_when_validation_prefers_it(
@@ -74,10 +84,9 @@ def test_training_installs_the_term_only_when_validation_prefers_it(
 
 
 def test_a_folded_in_item_neither_lends_nor_receives_the_term(
-    ranked: RankingTrainResult, encoded: EncodedRatings
+    ranked: RankingTrainResult, weights: torch.Tensor
 ) -> None:
-    weights = ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
-    model = copy.deepcopy(ranked.model).with_item_item(weights, 30.0)
+    model = with_term(ranked, weights)
     n = model.n_items
     new = FoldedItem(np.zeros(0), np.zeros(0), None, 0.0,
                      model.item_embeddings[0].numpy(), ranking_bias=0.0, raters=0,
@@ -96,10 +105,9 @@ def test_a_folded_in_item_neither_lends_nor_receives_the_term(
 
 @pytest.mark.parametrize("length", [0, 1, 5])
 def test_short_histories_leave_one_out_to_a_zero_term(
-    ranked: RankingTrainResult, encoded: EncodedRatings, length: int
+    ranked: RankingTrainResult, weights: torch.Tensor, length: int
 ) -> None:
-    weights = ease_weights(*interactions(encoded), ranked.model.n_items, reg=20.0)
-    model = copy.deepcopy(ranked.model).with_item_item(weights, 30.0)
+    model = with_term(ranked, weights)
     items = torch.arange(length) * 7
     whole, without = model.item_item.leave_one_out(items, torch.tensor([1, 2]),
                                                     torch.arange(length))
