@@ -92,7 +92,8 @@ def ours(
         "best_epoch": built.ranking.best_epoch,
         "validation_ndcg": built.ranking.validation_ndcg,
         "item_item_weight": built.ranking.model.config.item_item_weight,
-        "item_item_validation": {str(b): v for b, v in built.ranking.item_item_ndcg.items()},
+        "item_item_unliked": built.ranking.model.config.item_item_unliked,
+        "item_item_validation": built.ranking.item_item_table(),
     }
 
 
@@ -168,7 +169,8 @@ def main() -> None:
                   f"{run['recall']:.4f} (validation {run['validation_ndcg']:.4f}, epoch "
                   f"{run['best_epoch']}, {run['train_seconds']:.0f} s)", flush=True)
             if "attention_alone" in run:
-                print(f"  item-to-item beta {run['item_item_weight']}; without it NDCG@10 "
+                print(f"  item-to-item beta {run['item_item_weight']}, unliked weight "
+                      f"{run['item_item_unliked']}; without it NDCG@10 "
                       f"{run['attention_alone']['ndcg']:.4f}", flush=True)
 
     print(f"\n{len(task.users)} users, last 10 held out, every unrated item ranked; "

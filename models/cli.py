@@ -153,8 +153,9 @@ def _train_from(args: argparse.Namespace) -> int:
     if rated is not None:
         rating_part = (f"validation RMSE {rated.validation_rmse:.4f} "
                        f"(epoch {rated.best_epoch}, {rated.seconds:.0f} s)")
-    beta = ranked.model.config.item_item_weight
-    term = "no item-to-item term" if beta is None else f"item-to-item beta {beta:g}"
+    beta, gamma = ranked.model.config.item_item_weight, ranked.model.config.item_item_unliked
+    term = ("no item-to-item term" if beta is None
+            else f"item-to-item beta {beta:g}, unliked weight {gamma:g}")
     print(
         f"wrote {args.out}: {rating_part}, ranker validation NDCG@10 "
         f"{ranked.validation_ndcg:.4f} (epoch {ranked.best_epoch}, {term}, "

@@ -11,7 +11,8 @@ score is a logit: training puts a softmax over the whole catalogue on it, so it 
 items for one user. With `ratings`, each history item's value g^k(x_i) gets a learned
 vector for its rating level, so a disliked item can push away instead of pulling.
 Catalogues up to 10,000 items add an item-to-item term, EASE's weights averaged over the
-history (`models/networks/item_item.py`): an ensemble that measured better than either.
+history, liked items weighing more (`models/networks/item_item.py`): an ensemble that
+measured better than either.
 
 Like the rating model, nothing per user is learned: a new user's first ratings already
 shape their ranking.
@@ -47,6 +48,9 @@ class RankingModelConfig:
     # beta of the item-to-item term (`models/networks/item_item.py`), set by training
     # from the validation split; None: no term (large catalogues, earlier artifacts).
     item_item_weight: float | None = None
+    # gamma: the term's weight on a history item rated below `scale.liked` (a liked one
+    # weighs 1), chosen with beta; 1 for interactions without ratings and earlier artifacts.
+    item_item_unliked: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,7 +120,8 @@ class RankingModel(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self.item_item = None
         if config.item_item_weight is not None:
-            self.item_item = ItemItem(n_items, config.item_item_weight)
+            self.item_item = ItemItem(n_items, config.item_item_weight,
+                                      config.item_item_unliked, scale.liked)
         for layer in [self.query, *self.keys, *self.values]:
             nn.init.orthogonal_(layer.weight)  # as in the paper (Saxe et al., 2014)
             nn.init.zeros_(layer.bias)
@@ -149,7 +154,7 @@ class RankingModel(nn.Module):
             attention_sum = attention_sum + attention
         return RankingOutput(
             score=self._with_item_item(self._output(z, outputs, targets), hist_items,
-                                       hist_mask, targets),
+                                       hist_ratings, hist_mask, targets),
             attention=attention_sum / self.config.hops,
             last_hop=attention,
         )
@@ -168,28 +173,31 @@ class RankingModel(nn.Module):
         item's, computed once at load) when given. Arguments as `forward`."""
         history_side = self._history_side(hist_items, hist_ratings, hist_mask, item_side)
         logits = self._attend(hist_items, hist_mask, targets, history_side, item_side)
-        return self._with_item_item(logits, hist_items, hist_mask, targets)
+        return self._with_item_item(logits, hist_items, hist_ratings, hist_mask, targets)
 
-    def with_item_item(self, weights: Tensor, weight: float) -> RankingModel:
-        """Installs the item-to-item term (B (N, N), beta), recorded in the config."""
-        self.config = replace(self.config, item_item_weight=weight)
-        self.item_item = ItemItem(self.n_items, weight).to(self.item_bias.device)
+    def with_item_item(self, weights: Tensor, weight: float, unliked: float = 1.0) -> RankingModel:
+        """Installs the item-to-item term (B (N, N), beta, gamma), recorded in the config."""
+        self.config = replace(self.config, item_item_weight=weight, item_item_unliked=unliked)
+        self.item_item = ItemItem(self.n_items, weight, unliked, self.scale.liked).to(
+            self.item_bias.device)
         self.item_item.weights.copy_(weights)
         return self
 
     def without_item_item(self) -> RankingModel:
         """Removes the item-to-item term: the attention alone (what the benchmarks compare)."""
-        self.config = replace(self.config, item_item_weight=None)
+        self.config = replace(self.config, item_item_weight=None, item_item_unliked=1.0)
         self.item_item = None
         return self
 
     def _with_item_item(
-        self, logits: Tensor, hist_items: Tensor, hist_mask: Tensor, targets: Tensor
+        self, logits: Tensor, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor,
+        targets: Tensor,
     ) -> Tensor:
         """The attention's logits (H, C) plus the item-to-item term, when there is one."""
         if self.item_item is None:
             return logits
-        return logits + self.item_item(hist_items, hist_mask, _per_history(targets, hist_items))
+        return logits + self.item_item(hist_items, hist_ratings, hist_mask,
+                                       _per_history(targets, hist_items))
 
     def leave_one_out(
         self,
@@ -206,7 +214,8 @@ class RankingModel(nn.Module):
         whole, attention, without = self._hops_without(
             hist_items, hist_ratings, targets, positions, item_side)
         if self.item_item is not None:
-            term, term_without = self.item_item.leave_one_out(hist_items, targets, positions)
+            term, term_without = self.item_item.leave_one_out(hist_items, hist_ratings,
+                                                              targets, positions)
             whole, without = whole + term, without + term_without
         return whole, attention, without
 

@@ -1,5 +1,6 @@
 """The ranker's item-to-item term, fitted once the ranker has trained
-(`models/networks/item_item.py`): EASE's closed form (Steck, 2019) on the interactions.
+(`models/networks/item_item.py`): EASE's closed form (Steck, 2019) on the interactions;
+its beta and gamma are chosen in `models/training/ranking.py`.
 
     B = I - P / diag(P),  P = (X^T X + reg I)^-1,  X binary users x items
 
@@ -21,6 +22,10 @@ ITEM_ITEM_MAX_ITEMS = 10_000
 # Candidate betas, chosen by the ranker's validation NDCG@10 (0, no term, competes too):
 # on ML-100K the best was near 200 (a history's mean B[i, q] is of order 1e-3).
 ITEM_ITEM_WEIGHTS = (12.5, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
+# Candidate gammas, the weight in the history's mean of an item the user rated below
+# `scale.liked` (a liked one weighs 1), chosen with beta. On ML-100K's validation split
+# 0.5 matched 1 on NDCG@10 and raised liked NDCG@10 (bench/findings.md).
+ITEM_ITEM_UNLIKED = (1.0, 0.5, 0.25, 0.0)
 
 
 def ease_weights(users: np.ndarray, items: np.ndarray, n_items: int, reg: float) -> Tensor:

@@ -61,9 +61,11 @@ def build_artifact(
         "ranker_validation_ndcg_at_10": ranking.validation_ndcg,
         "ranker_best_epoch": ranking.best_epoch,
         "ranker_train_seconds": round(ranking.seconds, 1),
-        # The item-to-item term's beta and the validation NDCG@10 it was chosen by.
+        # The item-to-item term's beta and gamma and the validation NDCG@10 they were
+        # chosen by.
         "ranker_item_item_weight": ranking.model.config.item_item_weight,
-        "ranker_item_item_validation": {str(b): v for b, v in ranking.item_item_ndcg.items()},
+        "ranker_item_item_unliked": ranking.model.config.item_item_unliked,
+        "ranker_item_item_validation": ranking.item_item_table(),
         "device": (rating or ranking).device,
         "n_ratings": len(table),
         **(extra_metrics or {}),

@@ -34,8 +34,14 @@ from models.evaluation.ranking import RankingTask, evaluate_ranking, metrics_at_
 from models.history import History, pad_batch
 from models.inference.device import resolve_device
 from models.inference.scoring import catalogue_scores, ranking_scores
+from models.networks.item_item import ItemItem
 from models.networks.ranking import RankingModel, RankingModelConfig
-from models.training.item_item import ITEM_ITEM_MAX_ITEMS, ITEM_ITEM_WEIGHTS, ease_weights
+from models.training.item_item import (
+    ITEM_ITEM_MAX_ITEMS,
+    ITEM_ITEM_UNLIKED,
+    ITEM_ITEM_WEIGHTS,
+    ease_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +97,14 @@ class RankingTrainResult:
     epochs: list[dict]
     seconds: float
     device: str
-    # Validation NDCG@10 by the item-to-item term's beta (0: without); empty: not fitted.
-    item_item_ndcg: dict[float, float] = field(default_factory=dict)
+    # Validation NDCG@10 by the item-to-item term's (beta, gamma) ((0, 1): without);
+    # empty: not fitted.
+    item_item_ndcg: dict[tuple[float, float], float] = field(default_factory=dict)
+
+    def item_item_table(self) -> dict[str, float]:
+        """`item_item_ndcg` with readable keys, for a JSON record."""
+        return {f"beta={beta:g},unliked={gamma:g}": ndcg
+                for (beta, gamma), ndcg in self.item_item_ndcg.items()}
 
 
 def train_ranking_model(
@@ -161,9 +173,11 @@ def train_ranking_model(
     model.eval()
     best = max(epochs, key=lambda e: e["val_ndcg"])
     item_item = {}
-    if config.item_item_reg is not None and n_items <= ITEM_ITEM_MAX_ITEMS:
+    # The term is validated on the whole catalogue, which ITEM_ITEM_MAX_ITEMS is below.
+    whole_catalogue = validation.candidates is None
+    if config.item_item_reg is not None and n_items <= ITEM_ITEM_MAX_ITEMS and whole_catalogue:
         item_item = _fit_item_item(model, timelines, lengths, validation, config.item_item_reg,
-                                   best["val_ndcg"], device)
+                                   device)
     return RankingTrainResult(
         model=model,
         best_epoch=best["epoch"],
@@ -177,26 +191,56 @@ def train_ranking_model(
 
 def _fit_item_item(
     model: RankingModel, timelines: UserTimelines, lengths: np.ndarray,
-    validation: _Validation, reg: float, ndcg_without: float, device: torch.device,
-) -> dict[float, float]:
-    """Chooses the item-to-item term's beta by validation NDCG@10, B fitted on what the
-    ranker trained on (the validation windows held out), then installs B refitted on every
-    interaction, as the ranker will serve them; no term when none beats none. Returns the
-    validation NDCG@10 by beta."""
+    validation: _Validation, reg: float, device: torch.device,
+) -> dict[tuple[float, float], float]:
+    """Chooses the item-to-item term's beta and gamma together by validation NDCG@10, B
+    fitted on what the ranker trained on (the validation windows held out), then installs
+    B refitted on every interaction, as the ranker will serve them; no term when none beats
+    none. gamma is searched only where the ranker reads ratings. Returns the validation
+    NDCG@10 by (beta, gamma)."""
     users = np.repeat(np.arange(len(timelines.lengths)), timelines.lengths)
     trained = timelines.first(lengths)
     weights = ease_weights(users[trained], timelines.items[trained], model.n_items, reg)
-    found = {0.0: ndcg_without}
-    for beta in ITEM_ITEM_WEIGHTS:
-        model.with_item_item(weights.to(device), beta)
-        found[beta] = _validation_ndcg(model, timelines, validation, device)
-    beta = max(found, key=found.get)
+    unliked = ITEM_ITEM_UNLIKED if model.config.ratings else (1.0,)
+    found = _item_item_grid(model, timelines, validation, weights.to(device), unliked, device)
+    beta, gamma = max(found, key=found.get)
     if beta == 0.0:
         model.without_item_item()
     else:
         every = ease_weights(users, timelines.items, model.n_items, reg)
-        model.with_item_item(every.to(device), beta)
-    log.info("item-to-item term: validation NDCG@10 by beta %s", found)
+        model.with_item_item(every.to(device), beta, gamma)
+    log.info("item-to-item term: validation NDCG@10 by (beta, gamma) %s", found)
+    return found
+
+
+def _item_item_grid(
+    model: RankingModel, timelines: UserTimelines, validation: _Validation,
+    weights: torch.Tensor, unliked: tuple[float, ...], device: torch.device,
+) -> dict[tuple[float, float], float]:
+    """Validation NDCG@10 of the attention's logits plus beta times each gamma's weighted
+    mean of B, for every (beta, gamma), and without the term ((0, 1)). The attention and
+    each gamma's means are computed once; the grid only re-ranks their sums. Whole-catalogue
+    validation only."""
+    task = validation.task
+    histories = [_validation_history(timelines, validation, p).newest(model.config.max_history)
+                 for p in range(len(validation.users))]
+    batch = _validation_batch(model)
+    attention = np.concatenate([
+        catalogue_scores(model, histories[start : start + batch], device)
+        for start in range(0, len(histories), batch)
+    ])
+    padded = pad_batch(histories, [np.zeros(0, np.int64)] * len(histories), device)
+    found = {(0.0, 1.0): evaluate_ranking(task, lambda rows: attention[rows])["ndcg"]}
+    for gamma in unliked:
+        term = ItemItem(model.n_items, 1.0, gamma, model.scale.liked).to(device)
+        term.weights.copy_(weights)
+        with torch.inference_mode():
+            means = term.means(padded.hist_items, padded.hist_ratings, padded.hist_mask)
+        means = means.float().cpu().numpy()
+        for beta in ITEM_ITEM_WEIGHTS:
+            found[(beta, gamma)] = evaluate_ranking(
+                task, lambda rows, beta=beta, means=means: attention[rows] + beta * means[rows]
+            )["ndcg"]
     return found
 
 
@@ -306,28 +350,35 @@ def _validation_ndcg(
     model: RankingModel, timelines: UserTimelines, validation: _Validation, device: torch.device
 ) -> float:
     users, task = validation.users, validation.task
-
-    def history(p: int) -> History:
-        seen = task.seen[p]
-        return History(seen, timelines.history(users[p]).ratings[: len(seen)])
-
     if validation.candidates is None:
-        per_user = model.n_items * model.config.max_history
-        batch = int(np.clip(VALIDATION_BATCH_FLOATS // per_user, 1, 128))
         return evaluate_ranking(
-            task, lambda positions: catalogue_scores(model, [history(p) for p in positions],
-                                                     device), batch=batch)["ndcg"]
+            task, lambda positions: catalogue_scores(
+                model, [_validation_history(timelines, validation, p) for p in positions],
+                device), batch=_validation_batch(model))["ndcg"]
     total = 0.0
     for start in range(0, len(users), 64):
         positions = range(start, min(start + 64, len(users)))
         wanted = [validation.candidates[p] for p in positions]
-        capped = [history(p).newest(model.config.max_history) for p in positions]
+        capped = [_validation_history(timelines, validation, p).newest(model.config.max_history)
+                  for p in positions]
         with torch.inference_mode():
             scores = ranking_scores(model, pad_batch(capped, wanted, device)).float().cpu()
         for row, p in enumerate(positions):
             best = np.argsort(-scores[row, : len(wanted[row])].numpy(), kind="stable")[:10]
             total += metrics_at_k(wanted[row][best], task.relevant[p], 10)["ndcg"]
     return total / len(users)
+
+
+def _validation_history(timelines: UserTimelines, validation: _Validation, p: int) -> History:
+    """The p-th validation user's history: what they rated before the held-out window."""
+    seen = validation.task.seen[p]
+    return History(seen, timelines.history(validation.users[p]).ratings[: len(seen)])
+
+
+def _validation_batch(model: RankingModel) -> int:
+    """Users scored at once against the whole catalogue, within `VALIDATION_BATCH_FLOATS`."""
+    per_user = model.n_items * model.config.max_history
+    return int(np.clip(VALIDATION_BATCH_FLOATS // per_user, 1, 128))
 
 
 def _length_bucketed_batches(

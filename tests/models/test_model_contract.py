@@ -96,7 +96,8 @@ def with_item_item(ranked: RankingTrainResult, encoded: EncodedRatings) -> torch
     timelines = encoded.timelines
     users = np.repeat(np.arange(len(timelines.lengths)), timelines.lengths)
     weights = ease_weights(users, timelines.items, ranked.model.n_items, reg=20.0)
-    return copy.deepcopy(ranked.model).with_item_item(weights, 50.0)
+    # gamma 0.5: a disliked history item weighs half in the term's mean.
+    return copy.deepcopy(ranked.model).with_item_item(weights, 50.0, unliked=0.5)
 
 
 @pytest.fixture(params=["rating", "ranking", "ranking+item-item"])
