@@ -232,6 +232,9 @@ def main() -> None:
     ease = ease_figures(past, future, artifact.item_ids)
 
     print(f"like weight {weight} (validation liked NDCG@10 by weight: {validation})")
+    ranker = artifact.ranking_model.config
+    print(f"ranker's item-to-item term: beta {ranker.item_item_weight}, unliked weight "
+          f"{ranker.item_item_unliked}")
     print("| order | NDCG@10 | liked NDCG@10 | top-10 predicted < 3 | reasons > 0 | "
           "reasons rated >= 4 |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -251,6 +254,7 @@ def main() -> None:
         "preset": args.preset, "like_weight": weight, "validation_liked_ndcg": validation,
         "api": api, "ease": ease, "attention_lever": lever,
         "rating_config": artifact.manifest["rating"],
+        "ranking_config": artifact.manifest["ranking"],
     })
     print(f"appended to {path}")
     print(json.dumps({"ratio_liked_vs_ease": ratio}))
