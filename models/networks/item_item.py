@@ -25,9 +25,10 @@ from models.networks.leave_one_out import sums_kept
 
 
 class ItemItem(nn.Module):
-    def __init__(self, n_items: int, weight: float, unliked: float = 1.0, liked: float = 4.0):
-        """weight: beta; unliked: gamma, the weight in the mean of a history item rated
-        below `liked` (1: every item alike, as for interactions without ratings)."""
+    def __init__(self, n_items: int, weight: float, liked: float, unliked: float = 1.0):
+        """weight: beta; liked: the rating scale's `liked`; unliked: gamma, the weight in
+        the mean of a history item rated below `liked` (1: every item alike, as for
+        interactions without ratings)."""
         super().__init__()
         self.weight = weight
         self.unliked = unliked

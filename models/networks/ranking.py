@@ -120,8 +120,8 @@ class RankingModel(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self.item_item = None
         if config.item_item_weight is not None:
-            self.item_item = ItemItem(n_items, config.item_item_weight,
-                                      config.item_item_unliked, scale.liked)
+            self.item_item = ItemItem(n_items, config.item_item_weight, scale.liked,
+                                      config.item_item_unliked)
         for layer in [self.query, *self.keys, *self.values]:
             nn.init.orthogonal_(layer.weight)  # as in the paper (Saxe et al., 2014)
             nn.init.zeros_(layer.bias)
@@ -178,7 +178,7 @@ class RankingModel(nn.Module):
     def with_item_item(self, weights: Tensor, weight: float, unliked: float = 1.0) -> RankingModel:
         """Installs the item-to-item term (B (N, N), beta, gamma), recorded in the config."""
         self.config = replace(self.config, item_item_weight=weight, item_item_unliked=unliked)
-        self.item_item = ItemItem(self.n_items, weight, unliked, self.scale.liked).to(
+        self.item_item = ItemItem(self.n_items, weight, self.scale.liked, unliked).to(
             self.item_bias.device)
         self.item_item.weights.copy_(weights)
         return self

@@ -232,7 +232,7 @@ def _item_item_grid(
     padded = pad_batch(histories, [np.zeros(0, np.int64)] * len(histories), device)
     found = {(0.0, 1.0): evaluate_ranking(task, lambda rows: attention[rows])["ndcg"]}
     for gamma in unliked:
-        term = ItemItem(model.n_items, 1.0, gamma, model.scale.liked).to(device)
+        term = ItemItem(model.n_items, 1.0, model.scale.liked, gamma).to(device)
         term.weights.copy_(weights)
         with torch.inference_mode():
             means = term.means(padded.hist_items, padded.hist_ratings, padded.hist_mask)
