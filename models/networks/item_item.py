@@ -39,14 +39,9 @@ class ItemItem(nn.Module):
         self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor, targets: Tensor
     ) -> Tensor:
         """(H, C) terms for histories (H, L) with their ratings and mask, and targets (H, C)."""
-        return self.weight * self.means(hist_items, hist_ratings, hist_mask).gather(1, targets)
-
-    def means(self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor) -> Tensor:
-        """(H, N): each history's weighted mean row of B, before beta. Reads only the
-        history's rows: one weighted bag of rows per history."""
-        counts = self._counts(hist_ratings) * hist_mask
-        share = counts / counts.sum(1, keepdim=True).clamp(min=1e-12)  # (H, L); 0 if none
-        return F.embedding_bag(hist_items, self.weights, per_sample_weights=share, mode="sum")
+        counts = item_counts(hist_ratings, self.liked, self.unliked).to(self.weights.dtype)
+        means = weighted_means(self.weights, hist_items, counts * hist_mask)  # (H, N)
+        return self.weight * means.gather(1, targets)
 
     def leave_one_out(
         self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
@@ -57,7 +52,7 @@ class ItemItem(nn.Module):
         n_items = self.weights.shape[0]
         flat = (hist_items[:, None] * n_items + targets[None, :]).reshape(-1)
         pairs = self.weights.view(-1).index_select(0, flat).view(-1, targets.shape[0])  # (L, C)
-        counts = self._counts(hist_ratings)  # (L,)
+        counts = item_counts(hist_ratings, self.liked, self.unliked).to(pairs.dtype)  # (L,)
         sums = sums_kept(torch.cat([counts[None, :], (pairs * counts[:, None]).T]), positions)
         kept, sums = sums[:, :1], sums[:, 1:]  # (1 + P, 1), (1 + P, C)
         means = torch.where(kept > 0, sums / kept.clamp(min=1e-12), 0.0) * self.weight
@@ -69,7 +64,15 @@ class ItemItem(nn.Module):
         extra = n_items - self.weights.shape[0]
         return F.pad(self.weights, (0, extra, 0, extra))
 
-    def _counts(self, hist_ratings: Tensor) -> Tensor:
-        """c_i per history item: 1 if liked, gamma if not."""
-        liked = hist_ratings >= self.liked
-        return torch.where(liked, 1.0, self.unliked).to(self.weights.dtype)
+
+def item_counts(hist_ratings: Tensor, liked: float, unliked: float) -> Tensor:
+    """c_i per history item: 1 if rated at least `liked`, `unliked` (gamma) if not."""
+    return torch.where(hist_ratings >= liked, 1.0, unliked)
+
+
+def weighted_means(weights: Tensor, hist_items: Tensor, counts: Tensor) -> Tensor:
+    """(H, N): for histories (H, L) with their c_i (H, L) (0 where padded), the c-weighted
+    mean of their rows of `weights` (0 where nothing has weight). Reads only the history's
+    rows: one weighted bag of rows per history."""
+    share = counts / counts.sum(1, keepdim=True).clamp(min=1e-12)
+    return F.embedding_bag(hist_items, weights, per_sample_weights=share, mode="sum")

@@ -34,7 +34,7 @@ from models.evaluation.ranking import RankingTask, evaluate_ranking, metrics_at_
 from models.history import History, pad_batch
 from models.inference.device import resolve_device
 from models.inference.scoring import catalogue_scores, ranking_scores
-from models.networks.item_item import ItemItem
+from models.networks.item_item import item_counts, weighted_means
 from models.networks.ranking import RankingModel, RankingModelConfig
 from models.training.item_item import (
     ITEM_ITEM_MAX_ITEMS,
@@ -232,10 +232,9 @@ def _item_item_grid(
     padded = pad_batch(histories, [np.zeros(0, np.int64)] * len(histories), device)
     found = {(0.0, 1.0): evaluate_ranking(task, lambda rows: attention[rows])["ndcg"]}
     for gamma in unliked:
-        term = ItemItem(model.n_items, 1.0, model.scale.liked, gamma).to(device)
-        term.weights.copy_(weights)
+        counts = item_counts(padded.hist_ratings, model.scale.liked, gamma) * padded.hist_mask
         with torch.inference_mode():
-            means = term.means(padded.hist_items, padded.hist_ratings, padded.hist_mask)
+            means = weighted_means(weights, padded.hist_items, counts.to(weights.dtype))
         means = means.float().cpu().numpy()
         for beta in ITEM_ITEM_WEIGHTS:
             found[(beta, gamma)] = evaluate_ranking(
