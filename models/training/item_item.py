@@ -19,12 +19,13 @@ from torch import Tensor
 # At this size the fit took 64 s on 2 cores beside a training run, peaking at 3.5 GB
 # (float64 Gram matrix and inverse, 800 MB each, then B); larger catalogues go without.
 ITEM_ITEM_MAX_ITEMS = 10_000
-# Candidate betas, chosen by the ranker's validation NDCG@10 (0, no term, competes too):
-# on ML-100K the best was near 200 (a history's mean B[i, q] is of order 1e-3).
+# Candidate betas, chosen by the ranker's validation liked NDCG@10 (NDCG@10 on
+# interactions; 0, no term, competes too): on ML-100K the best was near 200 (a history's
+# mean B[i, q] is of order 1e-3).
 ITEM_ITEM_WEIGHTS = (12.5, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 # Candidate gammas, the weight in the history's mean of an item the user rated below
 # `scale.liked` (a liked one weighs 1), chosen with beta. On ML-100K's validation split
-# 0.5 matched 1 on NDCG@10 and raised liked NDCG@10 (bench/findings.md).
+# 0.5 matched 1 on NDCG@10, and 0.25 to 0.5 raised liked NDCG@10 (bench/findings.md).
 ITEM_ITEM_UNLIKED = (1.0, 0.5, 0.25, 0.0)
 
 

@@ -97,13 +97,17 @@ class RankingTrainResult:
     epochs: list[dict]
     seconds: float
     device: str
-    # Validation NDCG@10 by the item-to-item term's (beta, gamma) ((0, 1): without);
-    # empty: not fitted.
+    # Validation NDCG@10 by the item-to-item term's (beta, gamma) ((0, 1): without), and
+    # liked NDCG@10 (the held-out items rated at least `scale.liked`), which chose them
+    # where the ranker reads ratings; empty: not fitted (the liked one: no ratings).
     item_item_ndcg: dict[tuple[float, float], float] = field(default_factory=dict)
+    item_item_liked_ndcg: dict[tuple[float, float], float] = field(default_factory=dict)
 
-    def item_item_table(self) -> dict[str, float]:
-        """`item_item_ndcg` with readable keys, for a JSON record."""
-        return {f"beta={beta:g},unliked={gamma:g}": ndcg
+    def item_item_table(self) -> dict[str, dict[str, float]]:
+        """Both grids with readable keys, for a JSON record."""
+        return {f"beta={beta:g},unliked={gamma:g}": {
+                    "ndcg": ndcg, **({"liked_ndcg": self.item_item_liked_ndcg[(beta, gamma)]}
+                                     if self.item_item_liked_ndcg else {})}
                 for (beta, gamma), ndcg in self.item_item_ndcg.items()}
 
 
@@ -123,7 +127,7 @@ def train_ranking_model(
     lengths = timelines.lengths.copy()
     liked = scale.liked if config.unliked_weight < 1 else None
     n_items = len(data.item_ids)
-    validation = _validation_task(timelines, lengths, n_items, config, rng, liked)
+    validation = _validation_task(timelines, lengths, n_items, config, rng, scale.liked, liked)
     trainable = np.flatnonzero(lengths >= 2)
 
     model = RankingModel(config.model, item_embeddings, scale).to(device)
@@ -172,56 +176,76 @@ def train_ranking_model(
     model.load_state_dict(best_state)
     model.eval()
     best = max(epochs, key=lambda e: e["val_ndcg"])
-    item_item = {}
+    grid = _ItemItemGrid({}, {})
     # The term is validated on the whole catalogue, which ITEM_ITEM_MAX_ITEMS is below.
     whole_catalogue = validation.candidates is None
     if config.item_item_reg is not None and n_items <= ITEM_ITEM_MAX_ITEMS and whole_catalogue:
-        item_item = _fit_item_item(model, timelines, lengths, validation, config.item_item_reg,
-                                   device)
+        grid = _fit_item_item(model, timelines, lengths, validation, config.item_item_reg,
+                              device)
+    chosen = (model.config.item_item_weight or 0.0, model.config.item_item_unliked)
     return RankingTrainResult(
         model=model,
         best_epoch=best["epoch"],
-        validation_ndcg=max(item_item.values(), default=best["val_ndcg"]),
+        validation_ndcg=grid.ndcg.get(chosen, best["val_ndcg"]),
         epochs=epochs,
         seconds=time.perf_counter() - started,
         device=str(device),
-        item_item_ndcg=item_item,
+        item_item_ndcg=grid.ndcg,
+        item_item_liked_ndcg=grid.liked_ndcg,
     )
+
+
+@dataclass(frozen=True)
+class _ItemItemGrid:
+    """Validation NDCG@10 and liked NDCG@10 by the term's (beta, gamma)."""
+
+    ndcg: dict[tuple[float, float], float]
+    liked_ndcg: dict[tuple[float, float], float]  # empty where the ranker reads no ratings
+
+    @property
+    def chosen(self) -> tuple[float, float]:
+        """The best setting by liked NDCG@10 where there are ratings, else by NDCG@10."""
+        criterion = self.liked_ndcg or self.ndcg
+        return max(criterion, key=criterion.get)
 
 
 def _fit_item_item(
     model: RankingModel, timelines: UserTimelines, lengths: np.ndarray,
     validation: _Validation, reg: float, device: torch.device,
-) -> dict[tuple[float, float], float]:
-    """Chooses the item-to-item term's beta and gamma together by validation NDCG@10, B
-    fitted on what the ranker trained on (the validation windows held out), then installs
-    B refitted on every interaction, as the ranker will serve them; no term when none beats
-    none. gamma is searched only where the ranker reads ratings. Returns the validation
-    NDCG@10 by (beta, gamma)."""
+) -> _ItemItemGrid:
+    """Chooses the item-to-item term's beta and gamma together on validation, B fitted on
+    what the ranker trained on (the validation windows held out), then installs B refitted
+    on every interaction, as the ranker will serve them; no term when none beats none.
+
+    Where the ranker reads ratings the criterion is liked NDCG@10, the measure of the
+    service's default order (`recommended`: what the user will pick and like), and gamma
+    is searched; on interactions, NDCG@10."""
     users = np.repeat(np.arange(len(timelines.lengths)), timelines.lengths)
     trained = timelines.first(lengths)
     weights = ease_weights(users[trained], timelines.items[trained], model.n_items, reg)
-    unliked = ITEM_ITEM_UNLIKED if model.config.ratings else (1.0,)
-    found = _item_item_grid(model, timelines, validation, weights.to(device), unliked, device)
-    beta, gamma = max(found, key=found.get)
+    rated = model.config.ratings and len(validation.liked) > 0
+    unliked = ITEM_ITEM_UNLIKED if rated else (1.0,)
+    grid = _item_item_grid(model, timelines, validation, weights.to(device), unliked, rated,
+                           device)
+    beta, gamma = grid.chosen
     if beta == 0.0:
         model.without_item_item()
     else:
         every = ease_weights(users, timelines.items, model.n_items, reg)
         model.with_item_item(every.to(device), beta, gamma)
-    log.info("item-to-item term: validation NDCG@10 by (beta, gamma) %s", found)
-    return found
+    log.info("item-to-item term by (beta, gamma): validation NDCG@10 %s, liked NDCG@10 %s",
+             grid.ndcg, grid.liked_ndcg)
+    return grid
 
 
 def _item_item_grid(
     model: RankingModel, timelines: UserTimelines, validation: _Validation,
-    weights: torch.Tensor, unliked: tuple[float, ...], device: torch.device,
-) -> dict[tuple[float, float], float]:
-    """Validation NDCG@10 of the attention's logits plus beta times each gamma's weighted
-    mean of B, for every (beta, gamma), and without the term ((0, 1)). The attention and
-    each gamma's means are computed once; the grid only re-ranks their sums. Whole-catalogue
-    validation only."""
-    task = validation.task
+    weights: torch.Tensor, unliked: tuple[float, ...], liked: bool, device: torch.device,
+) -> _ItemItemGrid:
+    """Validation NDCG@10 (and, with `liked`, liked NDCG@10) of the attention's logits
+    plus beta times each gamma's weighted mean of B, for every (beta, gamma), and without
+    the term ((0, 1)). The attention and each gamma's means are computed once; the grid
+    only re-ranks their sums. Whole-catalogue validation only."""
     histories = [_validation_history(timelines, validation, p).newest(model.config.max_history)
                  for p in range(len(validation.users))]
     batch = _validation_batch(model)
@@ -230,17 +254,25 @@ def _item_item_grid(
         for start in range(0, len(histories), batch)
     ])
     padded = pad_batch(histories, [np.zeros(0, np.int64)] * len(histories), device)
-    found = {(0.0, 1.0): evaluate_ranking(task, lambda rows: attention[rows])["ndcg"]}
+    grid = _ItemItemGrid({}, {})
+
+    def measure(setting: tuple[float, float], means: np.ndarray | None) -> None:
+        def scores(rows: np.ndarray) -> np.ndarray:
+            return attention[rows] if means is None else attention[rows] + setting[0] * means[rows]
+        grid.ndcg[setting] = evaluate_ranking(validation.task, scores)["ndcg"]
+        if liked:
+            grid.liked_ndcg[setting] = evaluate_ranking(
+                validation.liked_task, lambda rows: scores(validation.liked[rows]))["ndcg"]
+
+    measure((0.0, 1.0), None)
     for gamma in unliked:
         counts = item_counts(padded.hist_ratings, model.scale.liked, gamma) * padded.hist_mask
         with torch.inference_mode():
             means = weighted_means(weights, padded.hist_items, counts.to(weights.dtype))
         means = means.float().cpu().numpy()
         for beta in ITEM_ITEM_WEIGHTS:
-            found[(beta, gamma)] = evaluate_ranking(
-                task, lambda rows, beta=beta, means=means: attention[rows] + beta * means[rows]
-            )["ndcg"]
-    return found
+            measure((beta, gamma), means)
+    return grid
 
 
 class _CatalogueSoftmax:
@@ -307,15 +339,20 @@ class _Validation:
     users: np.ndarray
     task: RankingTask
     candidates: list[np.ndarray] | None
+    # Positions (in `users`) of those who rated a held-out item at least `scale.liked`,
+    # and their task with only those items relevant.
+    liked: np.ndarray
+    liked_task: RankingTask
 
 
 def _validation_task(
     timelines: UserTimelines, lengths: np.ndarray, n_items: int, config: RankingTrainConfig,
-    rng: np.random.Generator, liked: float | None = None,
+    rng: np.random.Generator, liked_at: float, liked: float | None = None,
 ) -> _Validation:
     """Picks validation users and shortens their timelines in place (`lengths`): their
     last `horizon` items (at most half their history) are held out from training and
-    become the relevant items (with `liked`, those rated at least that)."""
+    become the relevant items (with `liked`, those rated at least that); those rated at
+    least `liked_at` are the liked task's."""
     eligible = np.flatnonzero(lengths >= MIN_VALIDATION_HISTORY)
     if len(eligible) == 0:
         raise DataError(
@@ -324,7 +361,7 @@ def _validation_task(
         )
     wanted = min(config.val_max_users, max(1, int(round(config.val_users * len(eligible)))))
     chosen = np.sort(rng.permutation(eligible)[:wanted])
-    relevant = []
+    relevant, liked_relevant = [], []
     for user in chosen:
         n = lengths[user]
         window = min(config.horizon, n // 2)
@@ -332,17 +369,25 @@ def _validation_task(
         held = slice(n - window, n)
         keep = history.ratings[held] >= (liked if liked is not None else -np.inf)
         relevant.append(set(history.items[held][keep].tolist()))
+        liked_relevant.append(set(history.items[held][history.ratings[held] >= liked_at]
+                                  .tolist()))
         lengths[user] = n - window
     scored = [p for p, r in enumerate(relevant) if r]  # a user who liked none scores none
     chosen, relevant = chosen[scored], [relevant[p] for p in scored]
+    liked_relevant = [liked_relevant[p] for p in scored]
     seen = [timelines.history(u).items[: lengths[u]] for u in chosen]
+    liked_users = np.array([p for p, r in enumerate(liked_relevant) if r], np.int64)
+    liked_task = RankingTask([str(chosen[p]) for p in liked_users],
+                             [seen[p] for p in liked_users],
+                             [liked_relevant[p] for p in liked_users])
     candidates = None
     if n_items > FULL_CATALOGUE_MAX_ITEMS:
         counts = np.bincount(timelines.items[timelines.first(lengths)], minlength=n_items)
         drawn = rng.choice(n_items, (len(chosen), VALIDATION_SAMPLE), p=counts / counts.sum())
         candidates = [np.union1d(sorted(r), np.setdiff1d(d, h))
                       for r, h, d in zip(relevant, seen, drawn, strict=True)]
-    return _Validation(chosen, RankingTask([str(u) for u in chosen], seen, relevant), candidates)
+    return _Validation(chosen, RankingTask([str(u) for u in chosen], seen, relevant), candidates,
+                       liked_users, liked_task)
 
 
 def _validation_ndcg(

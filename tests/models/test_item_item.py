@@ -81,18 +81,23 @@ def test_training_installs_the_term_only_when_validation_prefers_it(
     ranked: RankingTrainResult, encoded: EncodedRatings, trained: RatingTrainResult
 ) -> None:
     """On planted clusters the trained ranker needs no help: no term. Barely trained (one
-    epoch at a tiny rate), it does: the term's beta is the validation's best."""
-    found = ranked.item_item_ndcg
-    assert max(found, key=found.get) == (0.0, 1.0) and ranked.model.item_item is None
+    epoch at a tiny rate), it does: beta and gamma are the validation's best by liked
+    NDCG@10 (the ratings are there), and the NDCG@10 reported is that setting's."""
+    liked = ranked.item_item_liked_ndcg
+    assert set(liked) == set(ranked.item_item_ndcg)
+    assert max(liked, key=liked.get) == (0.0, 1.0) and ranked.model.item_item is None
     embeddings = frozen_item_embeddings(encoded, trained.model)
     barely = replace(SMALL_RANK, max_epochs=1, lr=1e-5)
     early = train_ranking_model(encoded, embeddings, SCALE, barely, progress=False)
-    found = early.item_item_ndcg
-    assert {gamma for _, gamma in found} == set(ITEM_ITEM_UNLIKED)  # searched with beta
-    beta, gamma = max(found, key=found.get)
+    liked = early.item_item_liked_ndcg
+    assert {gamma for _, gamma in liked} == set(ITEM_ITEM_UNLIKED)  # searched with beta
+    beta, gamma = max(liked, key=liked.get)
     assert beta > 0 and early.model.config.item_item_weight == beta
     assert early.model.config.item_item_unliked == gamma
-    assert early.validation_ndcg == found[(beta, gamma)] > found[(0.0, 1.0)]
+    assert liked[(beta, gamma)] > liked[(0.0, 1.0)]
+    assert early.validation_ndcg == early.item_item_ndcg[(beta, gamma)]
+    assert early.item_item_table()[f"beta={beta:g},unliked={gamma:g}"] == {
+        "ndcg": early.validation_ndcg, "liked_ndcg": liked[(beta, gamma)]}
 
 
 def test_a_folded_in_item_neither_lends_nor_receives_the_term(

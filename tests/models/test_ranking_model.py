@@ -231,10 +231,11 @@ def test_an_unliked_next_pick_weighs_unliked_weight_and_validation_counts_liked_
     assert weights[0].tolist() == [0.25, 1.0, 0.25]
     lengths = timelines.lengths.copy()
     validation = _validation_task(
-        timelines, lengths, 4, config, np.random.default_rng(0), SCALE.liked
+        timelines, lengths, 4, config, np.random.default_rng(0), SCALE.liked, SCALE.liked
     )
     task = validation.task
     assert task.relevant == [{data.item_ids.index("z")}]  # held out: z(4), w(1)
+    assert validation.liked_task.relevant == task.relevant
     assert lengths.tolist() == [2]
 
 
