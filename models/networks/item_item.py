@@ -7,7 +7,8 @@ B is EASE's closed form on the training interactions (`models/training/item_item
 with a zero diagonal, so an item never scores itself. c_i is 1 for a history item the user
 liked (rated at least `scale.liked`) and gamma for one they did not: a film watched and
 disliked says less about what the user will go on to watch (and like) than one they loved.
-beta and gamma are chosen together on the ranker's validation split. Added to the attention
+beta and gamma are chosen together on the ranker's validation split, by liked NDCG@10 where
+there are ratings. Added to the attention
 logit it is an ensemble of two different models, the multi-hop attention and a linear
 item-item model, and still a weighted mean over history items: removing one changes only
 the two sums, so its exact leave-one-out is cheap. Nothing per user is learned, as
