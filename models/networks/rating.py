@@ -302,22 +302,26 @@ class RatingModel(nn.Module):
         if self.implicit is not None:
             pulled = pulled + products[:, 2 * n:]
         in_context = own.to(weight.dtype)
-        # Per (target, item): weight, weight r, weight pulled, weight taste, in context,
-        # r in context; summed per variant, (V, 6, C).
-        parts = torch.stack([weight, weight * residual, weight * pulled, weight * taste,
-                             in_context, in_context * residual])  # (6, C, L)
-        c = targets.shape[0]
-        sums = sums_kept(parts.view(6 * c, n), positions).view(v, 6, c)
-        mass, n_context = sums[:, 0], sums[:, 4]  # (V, C)
+        # Per (target, item): weight, weight r, weight pulled, weight taste and, for the
+        # plain user bias, r in context; summed per variant, (V, K, C).
+        rows = [weight, weight * residual, weight * pulled, weight * taste]
+        if not self.config.attentive_bias:
+            rows.append(in_context * residual)
+        c, k = targets.shape[0], len(rows)
+        sums = sums_kept(torch.stack(rows).view(k * c, n), positions).view(v, k, c)
+        # Each variant's context size: a count, so the difference is exact.
+        removed = torch.cat([in_context.new_zeros(1, c), in_context[:, positions].T])
+        n_context = in_context.sum(-1)[None, :] - removed  # (V, C)
+        mass = sums[:, 0]  # (V, C)
         has_mass = mass > 0
         mean_r, mean_pulled, mean_taste = (
-            torch.where(has_mass, sums[:, k] / mass, 0.0) for k in (1, 2, 3)
+            torch.where(has_mass, sums[:, j] / mass, 0.0) for j in (1, 2, 3)
         )
         shrink = n_context + self.config.user_bias_reg
         if self.config.attentive_bias:
             user_bias = mean_r * n_context / shrink
         else:
-            user_bias = sums[:, 5] / shrink
+            user_bias = sums[:, 4] / shrink
         raw = mean_pulled - user_bias * mean_taste  # (V, C)
         default = m_target @ self.default_user  # (C,): an empty context
         raw = torch.where(n_context > 0, raw, default)
