@@ -8,12 +8,11 @@ with a zero diagonal, so an item never scores itself. c_i is 1 for a history ite
 liked (rated at least `scale.liked`) and gamma for one they did not: a film watched and
 disliked says less about what the user will go on to watch (and like) than one they loved.
 beta and gamma are chosen together on the ranker's validation split, by liked NDCG@10 where
-there are ratings. Added to the attention
-logit it is an ensemble of two different models, the multi-hop attention and a linear
-item-item model, and still a weighted mean over history items: removing one changes only
-the two sums, so its exact leave-one-out is cheap. Nothing per user is learned, as
-everywhere else. The weights are dense (N, N): the term is for catalogues up to
-`models.training.item_item.ITEM_ITEM_MAX_ITEMS`.
+there are ratings. Added to the attention logit it is an ensemble of two different models,
+the multi-hop attention and a linear item-item model, and still a weighted mean over
+history items: removing one changes only the two sums, so its exact leave-one-out is cheap.
+Nothing per user is learned, as everywhere else. The weights are dense (N, N): the term is
+for catalogues up to `models.training.item_item.ITEM_ITEM_MAX_ITEMS`.
 """
 
 from __future__ import annotations

@@ -347,12 +347,12 @@ class _Validation:
 
 def _validation_task(
     timelines: UserTimelines, lengths: np.ndarray, n_items: int, config: RankingTrainConfig,
-    rng: np.random.Generator, liked_at: float, liked: float | None = None,
+    rng: np.random.Generator, liked_at: float, relevant_at: float | None = None,
 ) -> _Validation:
     """Picks validation users and shortens their timelines in place (`lengths`): their
     last `horizon` items (at most half their history) are held out from training and
-    become the relevant items (with `liked`, those rated at least that); those rated at
-    least `liked_at` are the liked task's."""
+    become the relevant items (with `relevant_at`, those rated at least that); those rated
+    at least `liked_at` are the liked task's."""
     eligible = np.flatnonzero(lengths >= MIN_VALIDATION_HISTORY)
     if len(eligible) == 0:
         raise DataError(
@@ -367,7 +367,7 @@ def _validation_task(
         window = min(config.horizon, n // 2)
         history = timelines.history(user)
         held = slice(n - window, n)
-        keep = history.ratings[held] >= (liked if liked is not None else -np.inf)
+        keep = history.ratings[held] >= (relevant_at if relevant_at is not None else -np.inf)
         relevant.append(set(history.items[held][keep].tolist()))
         liked_relevant.append(set(history.items[held][history.ratings[held] >= liked_at]
                                   .tolist()))
