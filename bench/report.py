@@ -119,6 +119,45 @@ def ranking_section(row: dict | None) -> list[str]:
     return lines
 
 
+def seeds_section(runs: dict[str, dict | None]) -> list[str]:
+    """Our ranker over training seeds (issue 16's top-N goal), the newest run of each
+    recipe, beside EASE fitted in the same run."""
+    lines = ["## Top-N ranking over training seeds", ""]
+    if not any(runs.values()):
+        return lines + ["Not run (`python -m bench.ranker_seeds --models ours`).", ""]
+    for preset, row in runs.items():
+        if row is None:
+            lines += [f"Recipe `{preset}`: not run (`python -m bench.ranker_seeds --models "
+                      f"ours --preset {preset}`).", ""]
+            continue
+        ours = row["runs"]["ours"]
+        lines += [f"Recipe `{preset}`. {_provenance(row)}", "",
+                  "The temporal split of the ranking table, `order=ranking`, seeds "
+                  f"{', '.join(str(s) for s in row['seeds'])} (`bench/ranker_seeds.py`):", "",
+                  "| model | NDCG@10 mean ± sd | Recall@10 mean | per seed NDCG@10 |",
+                  "| --- | --- | --- | --- |",
+                  _seeds_row("attentive ranker", ours),
+                  _seeds_row("attentive ranker without its item-to-item term",
+                             [r["attention_alone"] for r in ours])]
+        for name, found in row["runs"].items():
+            if name != "ours":
+                lines.append(_seeds_row(name, found))
+        ease = row["ease"]
+        lines += [f"| ease {ease['params']} | {ease['ndcg']:.4f} | {ease['recall']:.4f} "
+                  "| deterministic |", "",
+                  "The item-to-item term chosen per seed (beta, unliked weight): " + ", ".join(
+                      f"{r['item_item_weight']:g} / {r['item_item_unliked']:g}" for r in ours)
+                  + ".", ""]
+    return lines
+
+
+def _seeds_row(name: str, found: list[dict]) -> str:
+    ndcg = [r["ndcg"] for r in found]
+    spread = stdev(ndcg) if len(ndcg) > 1 else float("nan")
+    return (f"| {name} | {mean(ndcg):.4f} ± {spread:.4f} | {mean(r['recall'] for r in found):.4f} "
+            f"| {', '.join(f'{v:.4f}' for v in ndcg)} |")
+
+
 def ablation_section(row: dict | None) -> list[str]:
     if row is None:
         return ["## Ranker ablation", "", "Not run (`python -m bench.ranker_ablation`).", ""]
@@ -400,6 +439,11 @@ def main() -> None:
     lines += rating_section(newest("rating"))
     lines += new_users_section(newest("new_users"))
     lines += ranking_section(newest("ranking"))
+    lines += seeds_section({
+        preset: newest("ranker_seeds", lambda r, p=preset: bool(r["runs"].get("ours"))
+                       and "attention_alone" in r["runs"]["ours"][0]
+                       and r.get("ours_recipe", {}).get("preset") == p)
+        for preset in ("fast", "quality")})
     lines += ablation_section(newest("ranker_ablation"))
     lines += recommendations_section({
         preset: newest("recommendations", lambda r, p=preset: r.get("preset", "quality") == p)
