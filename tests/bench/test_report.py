@@ -3,11 +3,7 @@ and sample sd over seeds, the attention alone beside it, and each seed's term.""
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("matplotlib")
-
-from bench.report import seeds_section  # noqa: E402
+from bench.report import seeds_section
 
 RECORD = {"date": "2026-12-06T00:00:00+00:00", "machine": "test", "commit": "abc1234",
           "python": "3.11", "torch": "2.13", "seeds": [0, 1],
