@@ -119,36 +119,45 @@ def ranking_section(row: dict | None) -> list[str]:
     return lines
 
 
-def seeds_section(runs: dict[str, dict | None]) -> list[str]:
-    """Our ranker over training seeds (issue 16's top-N goal), the newest run of each
-    recipe, beside EASE fitted in the same run."""
-    lines = ["## Top-N ranking over training seeds", ""]
+def by_recipe(title: str, command: str, runs: dict[str, dict | None],
+              render: Callable[[str, dict], list[str]]) -> list[str]:
+    """A section with the newest run of each training recipe, or the command that runs
+    what is missing."""
+    lines = [f"## {title}", ""]
     if not any(runs.values()):
-        return lines + ["Not run (`python -m bench.ranker_seeds --models ours`).", ""]
+        return lines + [f"Not run (`{command}`).", ""]
     for preset, row in runs.items():
         if row is None:
-            lines += [f"Recipe `{preset}`: not run (`python -m bench.ranker_seeds --models "
-                      f"ours --preset {preset}`).", ""]
-            continue
-        ours = row["runs"]["ours"]
-        lines += [f"Recipe `{preset}`. {_provenance(row)}", "",
-                  "The temporal split of the ranking table, `order=ranking`, seeds "
-                  f"{', '.join(str(s) for s in row['seeds'])} (`bench/ranker_seeds.py`):", "",
-                  "| model | NDCG@10 mean ± sd | Recall@10 mean | per seed NDCG@10 |",
-                  "| --- | --- | --- | --- |",
-                  _seeds_row("attentive ranker", ours),
-                  _seeds_row("attentive ranker without its item-to-item term",
-                             [r["attention_alone"] for r in ours])]
-        for name, found in row["runs"].items():
-            if name != "ours":
-                lines.append(_seeds_row(name, found))
-        ease = row["ease"]
-        lines += [f"| ease {ease['params']} | {ease['ndcg']:.4f} | {ease['recall']:.4f} "
-                  "| deterministic |", "",
-                  "The item-to-item term chosen per seed (beta, unliked weight): " + ", ".join(
-                      f"{r['item_item_weight']:g} / {r['item_item_unliked']:g}" for r in ours)
-                  + ".", ""]
+            lines += [f"Recipe `{preset}`: not run (`{command} --preset {preset}`).", ""]
+        else:
+            lines += render(preset, row)
     return lines
+
+
+def seeds_section(runs: dict[str, dict | None]) -> list[str]:
+    """Our ranker over training seeds (issue 16's top-N goal), beside EASE fitted in the
+    same run."""
+    return by_recipe("Top-N ranking over training seeds",
+                     "python -m bench.ranker_seeds --models ours", runs, _seeds_run)
+
+
+def _seeds_run(preset: str, row: dict) -> list[str]:
+    ours = row["runs"]["ours"]
+    lines = [f"Recipe `{preset}`. {_provenance(row)}", "",
+             "The temporal split of the ranking table, `order=ranking`, seeds "
+             f"{', '.join(str(s) for s in row['seeds'])} (`bench/ranker_seeds.py`):", "",
+             "| model | NDCG@10 mean ± sd | Recall@10 mean | per seed NDCG@10 |",
+             "| --- | --- | --- | --- |",
+             _seeds_row("attentive ranker", ours),
+             _seeds_row("attentive ranker without its item-to-item term",
+                        [r["attention_alone"] for r in ours])]
+    lines += [_seeds_row(name, found) for name, found in row["runs"].items() if name != "ours"]
+    ease = row["ease"]
+    return lines + [f"| ease {ease['params']} | {ease['ndcg']:.4f} | {ease['recall']:.4f} "
+                    "| deterministic |", "",
+                    "The item-to-item term chosen per seed (beta, unliked weight): " + ", ".join(
+                        f"{r['item_item_weight']:g} / {r['item_item_unliked']:g}" for r in ours)
+                    + ".", ""]
 
 
 def _seeds_row(name: str, found: list[dict]) -> str:
@@ -196,15 +205,10 @@ def non_2xx_cell(figures: dict) -> str:
 
 def recommendations_section(runs: dict[str, dict | None]) -> list[str]:
     """The newest run of each training recipe (runs before the recipes: `quality`)."""
-    lines = ["## Recommendations and reasons a person agrees with", ""]
+    lines = by_recipe("Recommendations and reasons a person agrees with",
+                      "python -m bench.recommendations", runs, _recommendations_run)
     if not any(runs.values()):
-        return lines + ["Not run (`python -m bench.recommendations`).", ""]
-    for preset, row in runs.items():
-        if row is None:
-            lines += [f"Recipe `{preset}`: not run (`python -m bench.recommendations "
-                      f"--preset {preset}`).", ""]
-            continue
-        lines += _recommendations_run(preset, row)
+        return lines
     lever = newest("attention_lever")
     if lever is not None:
         lines += [_provenance(lever), "", "The rating model's attention on u1 "
