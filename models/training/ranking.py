@@ -105,10 +105,13 @@ class RankingTrainResult:
 
     def item_item_table(self) -> dict[str, dict[str, float]]:
         """Both grids with readable keys, for a JSON record."""
-        return {f"beta={beta:g},unliked={gamma:g}": {
-                    "ndcg": ndcg, **({"liked_ndcg": self.item_item_liked_ndcg[(beta, gamma)]}
-                                     if self.item_item_liked_ndcg else {})}
-                for (beta, gamma), ndcg in self.item_item_ndcg.items()}
+        table = {}
+        for setting, ndcg in self.item_item_ndcg.items():
+            row = {"ndcg": ndcg}
+            if self.item_item_liked_ndcg:
+                row["liked_ndcg"] = self.item_item_liked_ndcg[setting]
+            table["beta={:g},unliked={:g}".format(*setting)] = row
+        return table
 
 
 def train_ranking_model(
@@ -224,9 +227,7 @@ def _fit_item_item(
     trained = timelines.first(lengths)
     weights = ease_weights(users[trained], timelines.items[trained], model.n_items, reg)
     rated = model.config.ratings and len(validation.liked) > 0
-    unliked = ITEM_ITEM_UNLIKED if rated else (1.0,)
-    grid = _item_item_grid(model, timelines, validation, weights.to(device), unliked, rated,
-                           device)
+    grid = _item_item_grid(model, timelines, validation, weights.to(device), rated, device)
     beta, gamma = grid.chosen
     if beta == 0.0:
         model.without_item_item()
@@ -240,12 +241,13 @@ def _fit_item_item(
 
 def _item_item_grid(
     model: RankingModel, timelines: UserTimelines, validation: _Validation,
-    weights: torch.Tensor, unliked: tuple[float, ...], liked: bool, device: torch.device,
+    weights: torch.Tensor, liked: bool, device: torch.device,
 ) -> _ItemItemGrid:
-    """Validation NDCG@10 (and, with `liked`, liked NDCG@10) of the attention's logits
-    plus beta times each gamma's weighted mean of B, for every (beta, gamma), and without
-    the term ((0, 1)). The attention and each gamma's means are computed once; the grid
-    only re-ranks their sums. Whole-catalogue validation only."""
+    """Validation NDCG@10 (and, with `liked`, liked NDCG@10 and every gamma; else gamma
+    1) of the attention's logits plus beta times each gamma's weighted mean of B, for
+    every (beta, gamma), and without the term ((0, 1)). The attention and each gamma's
+    means are computed once; the grid only re-ranks their sums. Whole-catalogue
+    validation only."""
     histories = [_validation_history(timelines, validation, p).newest(model.config.max_history)
                  for p in range(len(validation.users))]
     batch = _validation_batch(model)
@@ -265,7 +267,7 @@ def _item_item_grid(
                 validation.liked_task, lambda rows: scores(validation.liked[rows]))["ndcg"]
 
     measure((0.0, 1.0), None)
-    for gamma in unliked:
+    for gamma in ITEM_ITEM_UNLIKED if liked else (1.0,):
         counts = item_counts(padded.hist_ratings, model.scale.liked, gamma) * padded.hist_mask
         with torch.inference_mode():
             means = weighted_means(weights, padded.hist_items, counts.to(weights.dtype))
