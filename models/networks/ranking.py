@@ -378,15 +378,18 @@ class RankingModel(nn.Module):
         if _in_own_history(hist_items, hist_mask, targets, self.n_items).any():
             # A target in its own history: the mask becomes per target.
             mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
+        # A row with nothing to attend to adds nothing, as in forward; some backends give
+        # NaN there. Mending it is a pass over (H, C, w) per hop (a fifth of a training
+        # step), so it runs only where such a row can exist.
+        empty_rows = _fewer_than_two_items(hist_items, hist_mask)
         # One attention head: the 4-D form (H, 1, ...) is what the fused CPU kernel takes.
         z, mask = z[:, None], mask[:, None]
         for keys, values in history_side:
-            # (H, 1, C, w) x (H, 1, L, w) -> (H, 1, C, w); a row with nothing to attend to
-            # (an empty history) adds nothing, as in forward (some backends give NaN there).
+            # (H, 1, C, w) x (H, 1, L, w) -> (H, 1, C, w)
             pooled = F.scaled_dot_product_attention(
                 z, keys[:, None], values[:, None], attn_mask=mask, scale=1.0
             )
-            z = z + pooled.nan_to_num(0.0)
+            z = z + (pooled.nan_to_num(0.0) if empty_rows else pooled)
         return self._output(z[:, 0], outputs, targets)
 
     def _history_side(
@@ -465,6 +468,16 @@ def _in_own_history(
     Compared as (history, item) pairs: another history's items do not count."""
     rows = torch.arange(hist_items.shape[0], device=hist_items.device)[:, None]
     return torch.isin(rows * n_items + targets, (rows * n_items + hist_items)[hist_mask])
+
+
+def _fewer_than_two_items(hist_items: Tensor, hist_mask: Tensor) -> bool:
+    """Whether some history holds fewer than two distinct items: only there can a target
+    have nothing to attend to (an empty history, or one whose every item is the target)."""
+    if hist_items.shape[-1] == 0:
+        return True
+    lowest = hist_items.masked_fill(~hist_mask, torch.iinfo(hist_items.dtype).max).amin(-1)
+    highest = hist_items.masked_fill(~hist_mask, -1).amax(-1)
+    return bool((lowest >= highest).any())
 
 
 def _per_history(targets: Tensor, hist_items: Tensor) -> Tensor:

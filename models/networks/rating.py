@@ -184,16 +184,16 @@ class RatingModel(nn.Module):
         rows = _ItemRows(hist_items, targets, distinct=self.training and self.structure.sparse)
         m_hist, m_target = rows.both(self.structure)  # (H, L, E), (H, C, E)
         scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
-        scores = _pairwise(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
+        scores = torch.bmm(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
         scores = scores + self._rating_offset(hist_ratings)[:, None, :]
         scores = scores.masked_fill(~context, float("-inf"))
         attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
 
         weight, base = self._rating_weights(hist_ratings, context, n_context, rows, attention)
         # (H, C, L) x (H, L, E) -> (H, C, E)
-        user = _pairwise(attention * weight, rows.history(self.taste))
+        user = torch.bmm(attention * weight, rows.history(self.taste))
         if self.implicit is not None:
-            user = user + _pairwise(attention, rows.history(self.implicit))
+            user = user + torch.bmm(attention, rows.history(self.implicit))
         user = torch.where(has_context[..., None], user, self.default_user)
 
         return self._head(user, m_target, base, attention)
@@ -433,12 +433,3 @@ def _mlp(features: int, hidden: tuple[int, ...], out: int, dropout: float) -> nn
         width = size
     layers.append(nn.Linear(width, out))
     return nn.Sequential(*layers)
-
-
-def _pairwise(a: Tensor, b: Tensor) -> Tensor:
-    """(H, C, K) x (H, K, N) -> (H, C, N), as torch.bmm. With one row per batch entry (in
-    training: one target each), an elementwise product and a sum instead: the CPU's bmm
-    over many tiny matrices cost more than the rest of a training step."""
-    if a.shape[1] == 1:
-        return (a.transpose(1, 2) * b).sum(1, keepdim=True)
-    return torch.bmm(a, b)

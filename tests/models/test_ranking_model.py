@@ -19,7 +19,12 @@ from models.evaluation.ranking_baselines import ItemKnn, Popularity, interaction
 from models.evaluation.rating import histories_by_user
 from models.history import History, pad_batch
 from models.inference.scoring import catalogue_scores, ranking_scores
-from models.networks.ranking import RankingModel, RankingModelConfig, _in_own_history
+from models.networks.ranking import (
+    RankingModel,
+    RankingModelConfig,
+    _fewer_than_two_items,
+    _in_own_history,
+)
 from models.training import item_embeddings, ranking
 from models.training.item_embeddings import cooccurrence_embeddings, frozen_item_embeddings
 from models.training.ranking import (
@@ -280,3 +285,13 @@ def test_a_large_catalogue_validates_on_sampled_candidates_and_refuses_the_softm
     result = train_ranking_model(encoded, embeddings, SCALE, config, progress=False)
     # Planted picks are predictable: among 30 popular items, the held-out ones come early.
     assert result.validation_ndcg > 0.3, result.epochs
+
+
+def test_only_a_history_of_fewer_than_two_distinct_items_can_leave_a_target_nothing() -> None:
+    items = torch.tensor([[3, 8, 0], [4, 4, 9]])
+    assert not _fewer_than_two_items(items, torch.tensor([[True, True, False], [True, True, True]]))
+    # The same item twice: that item as a target attends to nothing.
+    assert _fewer_than_two_items(items, torch.tensor([[True, True, False], [True, True, False]]))
+    assert _fewer_than_two_items(items, torch.tensor([[True, False, False], [True, False, True]]))
+    assert _fewer_than_two_items(items, torch.zeros(2, 3, dtype=torch.bool))  # empty
+    assert _fewer_than_two_items(items[:, :0], torch.zeros(2, 0, dtype=torch.bool))

@@ -22,6 +22,7 @@ from models.networks.rating import RatingModel, RatingModelConfig
 from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
+    _forward_by_context,
     _LazyAdam,
     _sample_context,
     train_rating_model,
@@ -190,6 +191,24 @@ def test_context_sampling_with_a_minimum_keeps_every_size_in_its_range() -> None
             assert len(set(kept)) == len(kept) and target not in kept
             sizes.add(len(kept))
     assert sizes == set(range(2, 9))
+
+
+@pytest.mark.parametrize("head", ["dot", "mlp2"])
+def test_a_batch_cut_into_groups_by_context_size_predicts_as_one(head: str) -> None:
+    model = random_model(head=head).train()
+    model.mlp = model.mlp.eval() if model.mlp is not None else None  # no dropout draws
+    rng = torch.Generator().manual_seed(1)
+    timelines = torch.randint(0, 30, (40, 25), generator=rng)
+    batch = _sample_context(timelines, torch.randint(1, 6, (40, 25), generator=rng).float(),
+                            torch.randint(2, 26, (40,), generator=rng), timelines[:, 0],
+                            12, rng, 1)
+    whole = model(*batch[:3], batch[3][:, None])
+    widths = []
+    model.register_forward_pre_hook(lambda _, args: widths.append(args[0].shape[1]))
+    logits, rating = _forward_by_context(model, *batch, groups=3)
+    assert torch.allclose(rating, whole.rating, atol=1e-5)
+    assert torch.allclose(logits, whole.logits, atol=1e-5)
+    assert len(widths) == 3 and min(widths) < max(widths)  # each group cut to its own width
 
 
 def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> None:
