@@ -166,13 +166,18 @@ class RankingModel(nn.Module):
         hist_mask: Tensor,
         targets: Tensor,
         item_side: ItemSide | None = None,
+        own_items_scored: bool = True,
     ) -> Tensor:
         """(H, C) logits, equal to `forward(...).score`: what serving runs. Attention is
         fused (no (H, C, L) maps kept), masked by the history alone unless a target is in
         its own history, and the candidates' projections are read from `item_side` (every
-        item's, computed once at load) when given. Arguments as `forward`."""
+        item's, computed once at load) when given. Arguments as `forward`;
+        `own_items_scored=False` for a caller that discards the scores of a history's own
+        items (training's softmax): their attention is then left unmasked, which spares a
+        per-target mask and changes no other score."""
         history_side = self._history_side(hist_items, hist_ratings, hist_mask, item_side)
-        logits = self._attend(hist_items, hist_mask, targets, history_side, item_side)
+        logits = self._attend(hist_items, hist_mask, targets, history_side, item_side,
+                              own_items_scored)
         return self._with_item_item(logits, hist_items, hist_ratings, hist_mask, targets)
 
     def with_item_item(self, weights: Tensor, weight: float, unliked: float = 1.0) -> RankingModel:
@@ -370,12 +375,14 @@ class RankingModel(nn.Module):
         targets: Tensor,
         history_side: list[tuple[Tensor, Tensor]],
         item_side: ItemSide | None,
+        own_items_scored: bool = True,
     ) -> Tensor:
         """The K hops with fused attention: (H, C) logits from each hop's keys and values."""
         z, outputs = self._query_side(targets, hist_items.shape[0], item_side)  # (H, C, w)
         targets = _per_history(targets, hist_items)
         mask = hist_mask[:, None, :]  # (H, 1, L), broadcast over the candidates
-        if _in_own_history(hist_items, hist_mask, targets, self.n_items).any():
+        if own_items_scored and _in_own_history(hist_items, hist_mask, targets,
+                                                self.n_items).any():
             # A target in its own history: the mask becomes per target.
             mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
         # A row with nothing to attend to adds nothing, as in forward; some backends give

@@ -288,11 +288,17 @@ class _CatalogueSoftmax:
         self, model: RankingModel, hist_items: torch.Tensor, hist_ratings: torch.Tensor,
         hist_mask: torch.Tensor, positives: torch.Tensor, positive_mask: torch.Tensor,
     ) -> torch.Tensor:
-        # The fused scores (no attention maps kept): equal to forward's, a fifth cheaper.
-        scores = model.score(hist_items, hist_ratings, hist_mask, self.all_items)  # (B, N)
         # The history's own items cannot be picked next, unless they are positives too.
-        seen = torch.zeros_like(scores).scatter_add_(1, hist_items, hist_mask.float()) > 0
+        shape = (hist_items.shape[0], len(self.all_items))
+        seen = hist_mask.new_zeros(shape, dtype=torch.float32).scatter_add_(
+            1, hist_items, hist_mask.float()) > 0
+        repeated = bool(seen.gather(1, positives).any())
         seen.scatter_(1, positives, torch.zeros_like(positives, dtype=torch.bool))
+        # The fused scores (no attention maps kept): equal to forward's, a fifth cheaper.
+        # The softmax leaves out the history's own items, so their scores (a target may
+        # not attend to itself) are skipped unless a positive is among them.
+        scores = model.score(hist_items, hist_ratings, hist_mask, self.all_items,
+                             own_items_scored=repeated)  # (B, N)
         log_p = torch.log_softmax(scores.masked_fill(seen, float("-inf")), dim=-1)
         picked = log_p.gather(1, positives) * positive_mask
         return -(picked.sum(1) / positive_mask.sum(1).clamp(min=1e-6)).mean()

@@ -295,3 +295,40 @@ def test_only_a_history_of_fewer_than_two_distinct_items_can_leave_a_target_noth
     assert _fewer_than_two_items(items, torch.tensor([[True, False, False], [True, False, True]]))
     assert _fewer_than_two_items(items, torch.zeros(2, 3, dtype=torch.bool))  # empty
     assert _fewer_than_two_items(items[:, :0], torch.zeros(2, 0, dtype=torch.bool))
+
+
+def reference_softmax_loss(model: RankingModel, hist_items: torch.Tensor,
+                           hist_ratings: torch.Tensor, hist_mask: torch.Tensor,
+                           positives: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The catalogue softmax written plainly: every target masked out of its own history."""
+    scores = model(hist_items, hist_ratings, hist_mask, torch.arange(model.n_items)).score
+    seen = torch.zeros_like(scores, dtype=torch.bool)
+    for row in range(len(hist_items)):
+        seen[row, hist_items[row][hist_mask[row]]] = True
+        seen[row, positives[row]] = False
+    log_p = torch.log_softmax(scores.masked_fill(seen, float("-inf")), dim=-1)
+    picked = log_p.gather(1, positives) * weights
+    return -(picked.sum(1) / weights.sum(1)).mean()
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_the_catalogue_softmax_skips_the_own_item_mask_without_changing_the_loss(
+    repeat: bool,
+) -> None:
+    torch.manual_seed(0)
+    ranker = RankingModel(RankingModelConfig(width=8, recency=4), torch.randn(30, 12), SCALE)
+    with torch.no_grad():
+        for parameter in ranker.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    hist_items = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 0]])
+    hist_mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    hist_ratings = torch.tensor([[5.0, 1.0, 4.0, 3.0], [2.0, 5.0, 4.0, 0.0]])
+    # A positive the history also holds (a timeline with a repeat) is scored as a target
+    # that may not attend to itself.
+    positives = torch.tensor([[9, 3 if repeat else 10], [11, 12]])
+    weights = torch.tensor([[1.0, 0.5], [1.0, 1.0]])
+    got = ranking._CatalogueSoftmax(30, torch.device("cpu")).loss(
+        ranker, hist_items, hist_ratings, hist_mask, positives, weights)
+    wanted = reference_softmax_loss(ranker, hist_items, hist_ratings, hist_mask, positives,
+                                    weights)
+    assert torch.allclose(got, wanted, atol=1e-6), (got, wanted)
