@@ -19,11 +19,13 @@ from models.evaluation.rating_baselines import BiasBaseline
 from models.history import History, pad_batch
 from models.inference.scoring import predict_ratings, rating_output
 from models.networks.rating import RatingModel, RatingModelConfig
+from models.training import rating
 from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
     _forward_by_context,
     _LazyAdam,
+    _PaddedTimelines,
     _sample_context,
     train_rating_model,
 )
@@ -209,6 +211,21 @@ def test_a_batch_cut_into_groups_by_context_size_predicts_as_one(head: str) -> N
     assert torch.allclose(rating, whole.rating, atol=1e-5)
     assert torch.allclose(logits, whole.logits, atol=1e-5)
     assert len(widths) == 3 and min(widths) < max(widths)  # each group cut to its own width
+
+
+def test_padded_timelines_kept_for_the_run_or_padded_per_batch_are_the_same(
+    planted: PlantedData, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timelines = EncodedRatings.encode(planted.table).timelines
+    users = np.array([3, 0, 3, 7])
+    kept = _PaddedTimelines(timelines, timelines.longest)
+    monkeypatch.setattr(rating, "PADDED_TIMELINES_MAX", 0)
+    per_batch = _PaddedTimelines(timelines, timelines.longest)
+    assert kept.every is not None and per_batch.every is None
+    for a, b in zip(kept.rows(users), per_batch.rows(users), strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert kept.rows(users)[0][1].tolist()[: timelines.lengths[0]] == list(
+        timelines.history(0).items)
 
 
 def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> None:
