@@ -386,8 +386,8 @@ class RankingModel(nn.Module):
             # A target in its own history: the mask becomes per target.
             mask = mask & (hist_items[:, None, :] != targets[:, :, None])  # (H, C, L)
         # A row with nothing to attend to adds nothing, as in forward; some backends give
-        # NaN there. Mending it is a pass over (H, C, w) per hop (a fifth of a training
-        # step), so it runs only where such a row can exist.
+        # NaN there. Mending it is a pass over (H, C, w) per hop, forward and backward (a
+        # tenth of a training step), so it runs only where such a row can exist.
         empty_rows = _fewer_than_two_items(hist_items, hist_mask)
         # One attention head: the 4-D form (H, 1, ...) is what the fused CPU kernel takes.
         z, mask = z[:, None], mask[:, None]
