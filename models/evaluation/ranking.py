@@ -91,5 +91,10 @@ def evaluate_ranking(
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores, best first; ties go to the smaller index."""
+    """Indices of the k largest scores, best first; ties go to the smaller index. Sorts
+    only the scores that can make the top k (every tie at the border included)."""
+    if k < len(scores):
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        contenders = np.flatnonzero(scores >= kth)
+        return contenders[np.lexsort((contenders, -scores[contenders]))][:k]
     return np.lexsort((np.arange(len(scores)), -scores))[:k]

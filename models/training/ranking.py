@@ -248,13 +248,8 @@ def _item_item_grid(
     every (beta, gamma), and without the term ((0, 1)). The attention and each gamma's
     means are computed once; the grid only re-ranks their sums. Whole-catalogue
     validation only."""
-    histories = [_validation_history(timelines, validation, p).newest(model.config.max_history)
-                 for p in range(len(validation.users))]
-    batch = _validation_batch(model)
-    attention = np.concatenate([
-        catalogue_scores(model, histories[start : start + batch], device)
-        for start in range(0, len(histories), batch)
-    ])
+    histories = _validation_histories(model, timelines, validation)
+    attention = _validation_scores(model, histories, device)
     padded = pad_batch(histories, [np.zeros(0, np.int64)] * len(histories), device)
     grid = _ItemItemGrid({}, {})
 
@@ -403,10 +398,9 @@ def _validation_ndcg(
 ) -> float:
     users, task = validation.users, validation.task
     if validation.candidates is None:
-        return evaluate_ranking(
-            task, lambda positions: catalogue_scores(
-                model, [_validation_history(timelines, validation, p) for p in positions],
-                device), batch=_validation_batch(model))["ndcg"]
+        scores = _validation_scores(model, _validation_histories(model, timelines, validation),
+                                    device)
+        return evaluate_ranking(task, lambda positions: scores[positions])["ndcg"]
     total = 0.0
     for start in range(0, len(users), 64):
         positions = range(start, min(start + 64, len(users)))
@@ -425,6 +419,29 @@ def _validation_history(timelines: UserTimelines, validation: _Validation, p: in
     """The p-th validation user's history: what they rated before the held-out window."""
     seen = validation.task.seen[p]
     return History(seen, timelines.history(validation.users[p]).ratings[: len(seen)])
+
+
+def _validation_histories(
+    model: RankingModel, timelines: UserTimelines, validation: _Validation
+) -> list[History]:
+    """Every validation user's history, as much of it as the model reads."""
+    return [_validation_history(timelines, validation, p).newest(model.config.max_history)
+            for p in range(len(validation.users))]
+
+
+def _validation_scores(
+    model: RankingModel, histories: list[History], device: torch.device
+) -> np.ndarray:
+    """(users, n_items) whole-catalogue logits, users scored in batches of similar history
+    length: a batch is padded to its longest (MovieLens-100K, 189 users: 0.76-0.89 s a
+    pass in user order, 0.61-0.69 s by length)."""
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    scores = np.empty((len(histories), model.n_items), np.float32)
+    batch = _validation_batch(model)
+    for start in range(0, len(order), batch):
+        rows = order[start : start + batch]
+        scores[rows] = catalogue_scores(model, [histories[i] for i in rows], device)
+    return scores
 
 
 def _validation_batch(model: RankingModel) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -181,7 +180,7 @@ def _fit(
         record = {"epoch": epoch, "train_loss": total / seen}
         if val_part is not None:
             model.eval()
-            predicted = list(_validation_predictions(model, timelines, val_part, device))
+            predicted = _validation_predictions(model, timelines, val_part, device)
             record["val_rmse"] = _rmse(predicted)
             bar.set_postfix(val_rmse=f"{record['val_rmse']:.4f}")
             if record["val_rmse"] < best_rmse - 1e-5:
@@ -385,10 +384,10 @@ def _offset_rmse(
     if not config.history_offset_shrinks:
         return {"none": _rmse(found)}
     errors = {"none": np.concatenate([p - truth for _, p, truth in found])}
-    mean_residual = np.concatenate([
-        _mean_residuals(model, [h for h, _, _ in found[start : start + 256]], device)
-        for start in range(0, len(found), 256)
-    ])
+    histories = [h for h, _, _ in found]
+    mean_residual = np.zeros(len(found))
+    for chunk in _by_length(histories, VALIDATION_CHUNK):
+        mean_residual[chunk] = _mean_residuals(model, [histories[i] for i in chunk], device)
     low, high = model.scale.low, model.scale.high
     for shrink in config.history_offset_shrinks:
         errors[str(shrink)] = np.concatenate([
@@ -410,16 +409,31 @@ def _mean_residuals(
 
 def _validation_predictions(
     model: RatingModel, timelines: UserTimelines, part: EncodedRatings, device: torch.device
-) -> Iterator[Predicted]:
-    """Per validation user: the history the model read (capped), the predictions of
-    their validation items (float64) and the truth."""
+) -> list[Predicted]:
+    """Per validation user, in user order: the history the model read (capped), the
+    predictions of their validation items (float64) and the truth."""
     order = np.argsort(part.users, kind="stable")
     users, items, truth = part.users[order], part.items[order], part.ratings[order]
     groups = np.split(np.arange(len(users)), np.flatnonzero(np.diff(users)) + 1)
     cap = model.config.max_context
-    for chunk in range(0, len(groups), 256):
-        batch = groups[chunk : chunk + 256]
-        histories = [timelines.history(int(users[g[0]])).newest(cap) for g in batch]
-        preds = predict_ratings(model, histories, [items[g] for g in batch], device)
-        for g, h, p in zip(batch, histories, preds, strict=True):
-            yield h, p.astype(np.float64), truth[g].astype(np.float64)
+    histories = [timelines.history(int(users[g[0]])).newest(cap) for g in groups]
+    found: dict[int, Predicted] = {}
+    for chunk in _by_length(histories, VALIDATION_CHUNK):
+        preds = predict_ratings(model, [histories[i] for i in chunk],
+                                [items[groups[i]] for i in chunk], device)
+        for i, p in zip(chunk, preds, strict=True):
+            found[i] = histories[i], p.astype(np.float64), truth[groups[i]].astype(np.float64)
+    return [found[i] for i in range(len(groups))]
+
+
+# Validation scores users in chunks of this many, of similar history length: a chunk is
+# padded to its longest history (and a user's validation items grow with it). MovieLens-
+# 100K, a validation pass: 4.3 s in user order by 256, 0.34 s by length in 32s, the same
+# predictions to float rounding (7e-7); the history offset's pass 2.6 s before.
+VALIDATION_CHUNK = 32
+
+
+def _by_length(histories: list[History], size: int) -> list[np.ndarray]:
+    """Positions of `histories` shortest first, in chunks of `size`."""
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    return [order[start : start + size] for start in range(0, len(order), size)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.evaluation.ranking import RankingTask, evaluate_ranking
+from models.evaluation.ranking import RankingTask, _top_k, evaluate_ranking
 
 RANX_FIGURES = {
     "ndcg": 0.11088163730383682,
@@ -38,3 +38,13 @@ def test_metrics_agree_with_ranx_on_random_rankings() -> None:
     # (hits / min(k, |relevant|)) are the same quantity.
     for name, theirs in RANX_FIGURES.items():
         assert ours[name] == pytest.approx(theirs, abs=1e-9), name
+
+
+@pytest.mark.parametrize("k", [1, 10, 79, 80, 200])
+def test_the_top_k_sorts_only_contenders_yet_equals_a_full_sort(k: int) -> None:
+    rng = np.random.default_rng(k)
+    for _ in range(50):
+        scores = rng.integers(0, 6, 80).astype(np.float64)  # many ties, at the border too
+        scores[rng.choice(80, 10, replace=False)] = -np.inf  # seen items
+        full = np.lexsort((np.arange(80), -scores))[:k]
+        np.testing.assert_array_equal(_top_k(scores, k), full)

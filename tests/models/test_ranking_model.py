@@ -30,6 +30,7 @@ from models.training.item_embeddings import cooccurrence_embeddings, frozen_item
 from models.training.ranking import (
     RankingTrainResult,
     _examples,
+    _validation_scores,
     _validation_task,
     train_ranking_model,
 )
@@ -332,3 +333,18 @@ def test_the_catalogue_softmax_skips_the_own_item_mask_without_changing_the_loss
     wanted = reference_softmax_loss(ranker, hist_items, hist_ratings, hist_mask, positives,
                                     weights)
     assert torch.allclose(got, wanted, atol=1e-6), (got, wanted)
+
+
+def test_validation_scores_by_history_length_equal_one_batch_in_user_order(
+    ranked: RankingTrainResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ranked.model
+    rng = np.random.default_rng(0)
+    histories = [History(rng.choice(model.n_items, n, replace=False),
+                         rng.integers(1, 6, n).astype(np.float32))
+                 for n in (30, 2, 17, 1, 30, 9, 5)]
+    # Two users a batch, so the length order decides which share one.
+    monkeypatch.setattr(ranking, "VALIDATION_BATCH_FLOATS",
+                        2 * model.n_items * model.config.max_history)
+    found = _validation_scores(model, histories, torch.device("cpu"))
+    np.testing.assert_allclose(found, catalogue_scores(model, histories), atol=1e-5)

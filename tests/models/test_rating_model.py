@@ -23,10 +23,14 @@ from models.training import rating
 from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
+    _by_length,
     _forward_by_context,
     _LazyAdam,
+    _mean_residuals,
+    _offset_rmse,
     _PaddedTimelines,
     _sample_context,
+    _validation_predictions,
     train_rating_model,
 )
 from tests.conftest import SCALE, SMALL_TRAIN
@@ -226,6 +230,36 @@ def test_padded_timelines_kept_for_the_run_or_padded_per_batch_are_the_same(
         assert a.dtype == b.dtype and torch.equal(a, b)
     assert kept.rows(users)[0][1].tolist()[: timelines.lengths[0]] == list(
         timelines.history(0).items)
+
+
+def test_validation_by_history_length_predicts_each_user_as_alone_in_user_order(
+    encoded: EncodedRatings, trained: RatingTrainResult,
+) -> None:
+    fit, val = per_user_holdout(encoded, 0.2, seed=0)
+    model = trained.model
+    found = _validation_predictions(model, fit.timelines, val, torch.device("cpu"))
+    users = np.unique(val.users)
+    assert len(found) == len(users) and len({len(h) for h, _, _ in found}) > 1
+    for user, (history, predicted, truth) in zip(users, found, strict=True):
+        rows = np.flatnonzero(val.users == user)
+        assert history.items.tolist() == fit.timelines.history(user).items.tolist()
+        alone = predict_ratings(model, [history], [val.items[rows]])[0]
+        np.testing.assert_allclose(predicted, alone, atol=1e-5)
+        np.testing.assert_array_equal(truth, val.ratings[rows])
+    # The history offset's grid, chunked by length, as from one history at a time.
+    config = RatingTrainConfig(history_offset_shrinks=(3.0,))
+    mean = np.concatenate([_mean_residuals(model, [h], torch.device("cpu"))
+                           for h, _, _ in found])
+    errors = np.concatenate([np.clip(p + m * len(h) / (len(h) + 3.0), 1, 5) - t
+                             for (h, p, t), m in zip(found, mean, strict=True)])
+    offset = _offset_rmse(model, found, config, torch.device("cpu"))
+    assert offset["3.0"] == pytest.approx(float(np.sqrt(np.mean(errors**2))), abs=1e-6)
+
+
+def test_chunks_by_length_hold_every_position_once_shortest_first() -> None:
+    histories = [History(np.arange(n), np.ones(n, np.float32)) for n in (5, 1, 3, 3, 0, 9)]
+    chunks = _by_length(histories, 4)
+    assert [c.tolist() for c in chunks] == [[4, 1, 2, 3], [0, 5]]
 
 
 def test_only_the_inner_product_head_trains_on_short_contexts_by_default() -> None:
