@@ -23,7 +23,7 @@ Config = TypeVar("Config")
 
 PRESETS: dict[str, tuple[RatingTrainConfig, RankingTrainConfig]] = {
     "fast": (
-        RatingTrainConfig(lr=3e-3, batch_size=512, patience=1),
+        RatingTrainConfig(lr=3e-3, batch_size=512, patience=1, refit=False),
         RankingTrainConfig(lr=3e-3, patience=2),
     ),
     "quality": (RatingTrainConfig(), RankingTrainConfig()),
