@@ -2,8 +2,10 @@
 
 `fast`, the default, fits the demo's budget (`make serve` answering within minutes of a
 fresh clone on 2 cores): the rating model takes a three times larger step on twice the
-batch and reaches its validation error in half the epochs, and stops at the first epoch
-without gain (its validation error falls smoothly to a minimum, then rises). The ranker
+batch and reaches its validation error in half the epochs, stops at the first epoch
+without gain (its validation error falls smoothly to a minimum, then rises), and is kept
+as it stopped, not retrained on every rating for that many epochs: the retraining took 40
+of the first run's seconds and bought u1 RMSE 0.9147 against 0.9169. The ranker
 takes the larger step too, but its validation NDCG can pause for an epoch before climbing
 again (on the recommendation benchmark's training split: 0.1394, 0.1394, then up to 0.1587
 at epoch 6), so it waits two epochs: one cut it short at epoch 2 and cost the
