@@ -91,9 +91,10 @@ def evaluate_ranking(
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores, best first; ties go to the smaller index. Sorts
-    only the scores that can make the top k (every tie at the border included)."""
-    if k < len(scores):
+    """Indices of the k largest scores, best first; ties go to the smaller index (NaN
+    last). Sorts only the scores that can make the top k (every tie at the border
+    included); with a NaN, whose place a partition does not keep, all of them."""
+    if k < len(scores) and not np.isnan(scores).any():
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
         contenders = np.flatnonzero(scores >= kth)
         return contenders[np.lexsort((contenders, -scores[contenders]))][:k]

@@ -46,5 +46,7 @@ def test_the_top_k_sorts_only_contenders_yet_equals_a_full_sort(k: int) -> None:
     for _ in range(50):
         scores = rng.integers(0, 6, 80).astype(np.float64)  # many ties, at the border too
         scores[rng.choice(80, 10, replace=False)] = -np.inf  # seen items
+        if rng.random() < 0.3:
+            scores[rng.choice(80, 3, replace=False)] = np.nan
         full = np.lexsort((np.arange(80), -scores))[:k]
         np.testing.assert_array_equal(_top_k(scores, k), full)
