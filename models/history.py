@@ -81,3 +81,10 @@ def pad_batch(
         as_tensor(target_items),
         as_tensor(target_mask),
     )
+
+
+def chunks_by_length(histories: Sequence[History], size: int) -> list[np.ndarray]:
+    """Positions of `histories` shortest first, in chunks of `size`: a chunk padded by
+    `pad_batch` then pads to a length near its own, not the longest of all."""
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    return [order[start : start + size] for start in range(0, len(order), size)]

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from models.data.encoded import EncodedRatings, UserTimelines
 from models.data.table import DataError, RatingScale
 from models.evaluation.ranking import RankingTask, evaluate_ranking, metrics_at_k
-from models.history import History, pad_batch
+from models.history import History, chunks_by_length, pad_batch
 from models.inference.device import resolve_device
 from models.inference.scoring import catalogue_scores, ranking_scores
 from models.networks.item_item import item_counts, weighted_means
@@ -436,11 +436,8 @@ def _validation_scores(
     length: a batch is padded to its longest (MovieLens-100K, 189 users: 0.76-0.89 s a
     pass in user order, 0.61-0.69 s by length). At most val_max_users x
     FULL_CATALOGUE_MAX_ITEMS floats: 160 MB."""
-    order = np.argsort([len(h) for h in histories], kind="stable")
     scores = np.empty((len(histories), model.n_items), np.float32)
-    batch = _validation_batch(model)
-    for start in range(0, len(order), batch):
-        rows = order[start : start + batch]
+    for rows in chunks_by_length(histories, _validation_batch(model)):
         scores[rows] = catalogue_scores(model, [histories[i] for i in rows], device)
     return scores
 

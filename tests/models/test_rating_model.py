@@ -16,14 +16,13 @@ from models.data.synthetic import PlantedData
 from models.data.table import RatingTable
 from models.evaluation.rating import histories_by_user, rmse
 from models.evaluation.rating_baselines import BiasBaseline
-from models.history import History, pad_batch
+from models.history import History, chunks_by_length, pad_batch
 from models.inference.scoring import predict_ratings, rating_output
 from models.networks.rating import RatingModel, RatingModelConfig
 from models.training import rating
 from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
-    _by_length,
     _forward_by_context,
     _LazyAdam,
     _mean_residuals,
@@ -258,7 +257,7 @@ def test_validation_by_history_length_predicts_each_user_as_alone_in_user_order(
 
 def test_chunks_by_length_hold_every_position_once_shortest_first() -> None:
     histories = [History(np.arange(n), np.ones(n, np.float32)) for n in (5, 1, 3, 3, 0, 9)]
-    chunks = _by_length(histories, 4)
+    chunks = chunks_by_length(histories, 4)
     assert [c.tolist() for c in chunks] == [[4, 1, 2, 3], [0, 5]]
 
 
