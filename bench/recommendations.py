@@ -187,12 +187,12 @@ def ease_figures(past: RatingTable, future: RatingTable, item_ids: IdMap) -> dic
 
 
 def attention_lever(artifact: Artifact, past: RatingTable, pairs_per_user: int = 5,
-                    users: int = 40) -> dict:
+                    users: int = 40, seed: int = 0) -> dict:
     """Share of (user, item) pairs where removing the most attended history item moves the
     predicted rating more than removing a random other one (the rating model)."""
     predictor = Predictor(artifact, torch.device("cpu"))
     histories = histories_by_user(past, artifact.item_ids)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     chosen = rng.choice(sorted(histories), users, replace=False)
     wins = []
     for user in chosen:
@@ -229,6 +229,8 @@ def main() -> None:
         api = asyncio.run(through_the_api(artifact_dir, weight, past, future,
                                           artifact.item_ids))
         lever = attention_lever(artifact, past)
+        # The goal's 200 pairs carry about 2.5 points of sampling error; 1000 others, 1.2.
+        lever_wide = attention_lever(artifact, past, users=200, seed=1)
     ease = ease_figures(past, future, artifact.item_ids)
 
     print(f"like weight {weight} (validation liked NDCG@10 by weight: {validation})")
@@ -249,10 +251,12 @@ def main() -> None:
     print(f"carousel rows with 10 items: {c['full_share']:.1%} of {c['rows']} "
           f"(goal >= 95%); repeated items {c['repeated_items']}")
     print(f"top-attention item the bigger lever: {lever['top_attention_bigger_lever']:.1%} "
-          f"of {lever['pairs']} pairs (goal >= 90%)")
+          f"of {lever['pairs']} pairs (goal >= 90%); "
+          f"{lever_wide['top_attention_bigger_lever']:.1%} of {lever_wide['pairs']} other pairs")
     path = append_result("recommendations", {
         "preset": args.preset, "like_weight": weight, "validation_liked_ndcg": validation,
         "api": api, "ease": ease, "attention_lever": lever,
+        "attention_lever_wide": lever_wide,
         "rating_config": artifact.manifest["rating"],
         "ranking_config": artifact.manifest["ranking"],
     })

@@ -241,7 +241,16 @@ def _recommendations_run(preset: str, row: dict) -> list[str]:
         f"{api['carousels']['rows']} rows; items repeated within a user's rows: "
         f"{api['carousels']['repeated_items']}. The rating model's top-attention item "
         f"is the bigger lever in {row['attention_lever']['top_attention_bigger_lever']:.1%}"
-        f" of {row['attention_lever']['pairs']} pairs.", ""]
+        f" of {row['attention_lever']['pairs']} pairs" + _wide_lever(row) + ".", ""]
+
+
+def _wide_lever(row: dict) -> str:
+    """The lever on 1000 other pairs, where the run measured it (from 2026-12-07)."""
+    wide = row.get("attention_lever_wide")
+    if wide is None:
+        return ""
+    return (f" ({wide['top_attention_bigger_lever']:.1%} of {wide['pairs']} other pairs, "
+            "half the sampling error)")
 
 
 def fold_in_section(row: dict | None) -> list[str]:
