@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.artifact import ArtifactError, load_artifact, read_items, save_artifact
+from models.data.encoded import EncodedRatings
+from models.data.synthetic import PlantedData
 from models.inference.item_index import build_index, neighbour_table, normalised
+from models.networks.rating import RatingModel
+from models.training.ranking import RankingTrainResult
+from models.training.rating import RatingTrainResult
+from tests.conftest import SMALL_RANK, SMALL_TRAIN
 
 
 @pytest.fixture
@@ -30,9 +37,30 @@ def test_the_manifest_holds_each_configuration_once(artifact_dir: Path) -> None:
     assert loaded.catalogue.title(loaded.item_ids.ids[0])
 
 
-def test_an_artifact_of_format_1_still_loads(copy: Path, artifact_dir: Path) -> None:
+@pytest.fixture
+def without_the_opinion_lean(
+    tmp_path: Path, planted: PlantedData, encoded: EncodedRatings, trained: RatingTrainResult,
+    ranked: RankingTrainResult,
+) -> Path:
+    """The fixture's models as format 1 could hold them: the rating model without its
+    opinion lean (`opinion_attention`, which came later) and its slope."""
+    model = trained.model
+    plain = RatingModel(replace(model.config, opinion_attention=0.0), model.n_items, model.scale)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k != "opinion_slope"})
+    return save_artifact(
+        tmp_path / "current", plain.eval(), ranked.model, encoded.item_ids, planted.catalogue,
+        rating_train_config=SMALL_TRAIN.to_dict(), ranking_train_config=SMALL_RANK.to_dict(),
+        data={"fingerprint": planted.table.fingerprint()},
+        metrics={"validation_rmse": trained.validation_rmse},
+    )
+
+
+def test_an_artifact_of_format_1_still_loads(without_the_opinion_lean: Path, tmp_path: Path
+                                             ) -> None:
     """Format 1 stored each architecture twice (model and training config) with the rating
     scale in each; the same weights under such a manifest give the same model."""
+    artifact_dir = without_the_opinion_lean
+    copy = Path(shutil.copytree(artifact_dir, tmp_path / "artifact"))
     manifest = json.loads((copy / "manifest.json").read_text())
     rating, ranking, scale = manifest["rating"], manifest["ranking"], manifest["rating_scale"]
     old = {

@@ -281,15 +281,16 @@ def random_model(**config: object) -> RatingModel:
 
 
 @pytest.mark.parametrize(
-    ("head", "attentive_bias", "offset_shrink"),
-    [("mlp1", True, None), ("mlp2", True, None), ("dot", True, None), ("dot", False, None),
-     ("dot", True, 3.0), ("mlp1", True, 3.0), ("dot", True, 0.0)],
+    ("head", "attentive_bias", "offset_shrink", "opinion"),
+    [("mlp1", True, None, 1.0), ("mlp2", True, None, 1.0), ("dot", True, None, 1.0),
+     ("dot", False, None, 1.0), ("dot", True, 3.0, 1.0), ("mlp1", True, 3.0, 1.0),
+     ("dot", True, 0.0, 1.0), ("dot", True, 3.0, 0.0), ("mlp1", True, 3.0, 0.0)],
 )
 def test_leave_one_out_equals_real_removal_for_every_head(
-    head: str, attentive_bias: bool, offset_shrink: float | None
+    head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float
 ) -> None:
     model = random_model(head=head, attentive_bias=attentive_bias,
-                         history_offset_shrink=offset_shrink)
+                         history_offset_shrink=offset_shrink, opinion_attention=opinion)
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
     targets, positions = np.array([7, 25, 9]), np.arange(5)
     with torch.inference_mode():
@@ -301,6 +302,33 @@ def test_leave_one_out_equals_real_removal_for_every_head(
     real = predict_ratings(model, [history.without(p) for p in positions], [targets] * 5)
     np.testing.assert_allclose(without.numpy(), np.stack(real), atol=1e-5)
     assert attention[0, 1] == 0.0  # target 7 is in the history: never attends to itself
+
+
+def test_attention_leans_toward_ratings_far_from_the_items_usual_one() -> None:
+    """With every item alike to the target, the attention is the opinion offsets' softmax:
+    kappa |d| + g d, d = (r - mu - b_j) / half."""
+    model = random_model(opinion_attention=1.0)
+    with torch.no_grad():
+        model.structure.weight.fill_(0.5)
+        model.opinion_slope.fill_(0.2)
+    history = History(np.array([3, 7, 1, 12]), np.array([5, 1, 4, 2], np.float32))
+    batch = pad_batch([history], [np.array([25])])
+    with torch.inference_mode():
+        attention = rating_output(model, batch).attention[0, 0].numpy()
+        expected = model.global_mean + model.item_bias.weight[history.items, 0]
+        departure = ((torch.from_numpy(history.ratings) - expected) / SCALE.half).numpy()
+    logits = 1.0 * np.abs(departure) + 0.2 * departure
+    np.testing.assert_allclose(attention, np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+    assert attention.max() > 1.5 * attention.min()  # the offsets differ: not uniform
+
+
+def test_a_manifest_written_before_the_opinion_lean_loads_without_it() -> None:
+    written = RatingModelConfig(dim=8).to_dict()
+    del written["opinion_attention"]
+    config = RatingModelConfig.from_dict(written)
+    assert config.opinion_attention == 0.0
+    model = RatingModel(config, 30, SCALE)
+    assert model.opinion_slope is None and "opinion_slope" not in model.state_dict()
 
 
 @pytest.mark.parametrize("head", ["dot", "mlp1"])
