@@ -61,6 +61,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="drop the implicit (which-items) path",
     )
     train.add_argument(
+        "--opinion-attention", type=float, metavar="KAPPA",
+        help="the rating model's attention lean toward ratings far from the item's usual "
+        "one (1): 0 fits the ratings a little better, its reasons a little worse",
+    )
+    train.add_argument(
         "--ranker-objective",
         choices=["softmax", "sampled"],
         help="whole-catalogue softmax (default), or Lake et al.'s popularity-sampled negatives",
@@ -119,7 +124,7 @@ def _train_from(args: argparse.Namespace) -> int:
     rating = given(
         rating,
         model=given(rating.model, head=args.head, dim=args.dim, biases=args.biases,
-                    implicit=args.implicit),
+                    implicit=args.implicit, opinion_attention=args.opinion_attention),
         max_epochs=args.max_epochs, seed=args.seed, device=args.device,
     )
     ranking = given(

@@ -111,14 +111,15 @@ def test_train_then_evaluate_round_trip(tmp_path: Path, capsys: pytest.CaptureFi
     ratings.write_text("\n".join(rows) + "\n")
     out = tmp_path / "artifact"
     assert main(["train", "--train", str(ratings), "--out", str(out), "--epochs", "2",
-                 "--dim", "8", "--ranker-objective", "sampled", "--ranker-hops", "1",
-                 "--ranker-epochs", "2",
+                 "--dim", "8", "--opinion-attention", "0.5", "--ranker-objective", "sampled",
+                 "--ranker-hops", "1", "--ranker-epochs", "2",
                  "--no-progress"]) == 0
     assert (out / "manifest.json").is_file() and (out / "ranker.safetensors").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     ranker = manifest["ranking"]
     assert ranker["objective"] == "sampled" and ranker["model"]["hops"] == 1
     assert ranker["max_epochs"] == 2 and manifest["rating"]["model"]["dim"] == 8
+    assert manifest["rating"]["model"]["opinion_attention"] == 0.5
     capsys.readouterr()
     assert main(["evaluate", "--artifact", str(out), "--test", str(ratings), "--json"]) == 0
     report = capsys.readouterr().out
