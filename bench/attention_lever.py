@@ -5,8 +5,9 @@ measured, and, for 200 (user, unrated item) pairs (40 u1 users, 5 items each, se
 whether removing the history item with the most attention moves the predicted rating more
 than removing a random other one (exact leave-one-out, as `/v1/users/{id}/explanations`).
 Variants: the paper's user bias (the plain shrunk mean of the context's residuals), the
-default (weighted by the attention), and the default with a learned attention offset per
-rating level (rating-aware keys).
+default (weighted by the attention, and the attention leaning toward ratings far from the
+item's usual one), the default without that lean, and the default with a learned
+attention offset per rating level (rating-aware keys).
 
     .venv/bin/python -m bench.attention_lever --data ../shared/data/ml-100k
 """
@@ -33,6 +34,7 @@ from models.training.rating import RatingTrainConfig, train_rating_model
 VARIANTS = {
     "plain_user_bias": {"attentive_bias": False},
     "attentive_user_bias": {"attentive_bias": True},
+    "no_opinion_lean": {"attentive_bias": True, "opinion_attention": 0.0},
     "rating_keys": {"attentive_bias": True, "rating_keys": True},
 }
 
