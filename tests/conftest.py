@@ -23,7 +23,7 @@ from models.data.encoded import EncodedRatings
 from models.data.synthetic import PlantedData, planted_ratings
 from models.data.table import RatingScale, RatingTable
 from models.networks.ranking import RankingModelConfig
-from models.networks.rating import RatingModelConfig
+from models.networks.rating import RatingModel, RatingModelConfig
 from models.training.item_embeddings import frozen_item_embeddings
 from models.training.pipeline import build_artifact
 from models.training.ranking import RankingTrainConfig, RankingTrainResult, train_ranking_model
@@ -73,9 +73,22 @@ def artifact_dir(
     ranked: RankingTrainResult,
 ) -> Path:
     folder = tmp_path_factory.mktemp("artifact")
+    return save_planted_artifact(folder, trained.model, planted, encoded, trained, ranked)
+
+
+def save_planted_artifact(
+    folder: Path,
+    rating_model: RatingModel,
+    planted: PlantedData,
+    encoded: EncodedRatings,
+    trained: RatingTrainResult,
+    ranked: RankingTrainResult,
+) -> Path:
+    """The session's trained models as an artifact, with `rating_model` in place of the
+    trained one (a test may save a variant of it)."""
     return save_artifact(
         folder,
-        trained.model,
+        rating_model,
         ranked.model,
         encoded.item_ids,
         planted.catalogue,

@@ -18,7 +18,7 @@ from models.inference.item_index import build_index, neighbour_table, normalised
 from models.networks.rating import RatingModel
 from models.training.ranking import RankingTrainResult
 from models.training.rating import RatingTrainResult
-from tests.conftest import SMALL_RANK, SMALL_TRAIN
+from tests.conftest import save_planted_artifact
 
 
 @pytest.fixture
@@ -47,12 +47,8 @@ def without_the_opinion_lean(
     model = trained.model
     plain = RatingModel(replace(model.config, opinion_attention=0.0), model.n_items, model.scale)
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k != "opinion_slope"})
-    return save_artifact(
-        tmp_path / "current", plain.eval(), ranked.model, encoded.item_ids, planted.catalogue,
-        rating_train_config=SMALL_TRAIN.to_dict(), ranking_train_config=SMALL_RANK.to_dict(),
-        data={"fingerprint": planted.table.fingerprint()},
-        metrics={"validation_rmse": trained.validation_rmse},
-    )
+    return save_planted_artifact(tmp_path / "current", plain.eval(), planted, encoded, trained,
+                                 ranked)
 
 
 def test_an_artifact_of_format_1_still_loads(without_the_opinion_lean: Path, tmp_path: Path
