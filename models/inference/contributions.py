@@ -41,9 +41,11 @@ class Contributions:
 @torch.inference_mode()
 def rating_contributions(
     model: RatingModel, history: History, targets: np.ndarray, positions: np.ndarray,
-    device: torch.device,
+    device: torch.device, offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Contributions:
-    found = model.leave_one_out(*_tensors(history, targets, positions, device))
+    """offsets: the history offsets of `positions` (`RatingModel.offsets_without`), where
+    the caller already computed them."""
+    found = model.leave_one_out(*_tensors(history, targets, positions, device), offsets)
     return _contributions(history, targets, positions, *found)
 
 

@@ -46,6 +46,7 @@ from models.inference.defaults import DEPTH, LIKE_WEIGHT
 from models.inference.scoring import ranking_scores, rating_output
 
 Order = Literal["ranking", "rating", "recommended"]
+Offsets = tuple[torch.Tensor, torch.Tensor]  # a history offset, whole and without each item
 DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
 
 
@@ -153,9 +154,10 @@ class Predictor:
         for (_, ranked), members in groups.items():
             logits = self._ranking(jobs, members) if ranked else [None] * len(members)
             shortlists = [self._shortlist(jobs[i], r) for i, r in zip(members, logits, strict=True)]
-            ratings = self._ratings_at(jobs, members, shortlists)
-            for i, ranking, rated in zip(members, logits, ratings, strict=True):
-                results[i] = self._result(jobs[i], ranking, rated)
+            offsets = [self._offsets(jobs[i]) for i in members]
+            ratings = self._ratings_at(jobs, members, shortlists, offsets)
+            for i, ranking, rated, own in zip(members, logits, ratings, offsets, strict=True):
+                results[i] = self._result(jobs[i], ranking, rated, own)
         return results  # type: ignore[return-value]
 
     def contributions(self, jobs: list[ExplainJob]) -> list[Contributions]:
@@ -197,8 +199,32 @@ class Predictor:
             wanted = max(self.depth, job.top or 0)
         return best_first(job.targets, ranking, wanted)
 
+    def _offsets(self, job: ScoreJob) -> Offsets | None:
+        """The rating model's history offset of a job that explains predicted ratings, with
+        its whole history and without each item: computed once, for the ratings and for
+        their leave-one-out, which would each compute it (bench/findings.md). None for
+        every other job, and where the explained window is not the rating model's."""
+        model = self.rating_model
+        if (not job.explain or model is None or job.order not in ("rating", "recommended")
+                or model.config.history_offset_shrink is None):
+            return None
+        history = job.history.newest(self.max_context)
+        if len(history) == 0 or len(job.history.newest(self._cap(job.order))) != len(history):
+            return None
+        with torch.inference_mode():
+            items, ratings = (torch.from_numpy(a).to(self.device)
+                              for a in (history.items, history.ratings))
+            return model.offsets_without(items, ratings,
+                                         torch.arange(len(history), device=self.device))
+
+    def _cap(self, order: Order) -> int:
+        """The newest history items an explanation in `order` measures: those its models read."""
+        return {"rating": self.max_context, "ranking": self.max_history,
+                "recommended": max(self.max_context, self.max_history)}[order]
+
     def _result(
-        self, job: ScoreJob, ranking: np.ndarray | None, ratings: np.ndarray
+        self, job: ScoreJob, ranking: np.ndarray | None, ratings: np.ndarray,
+        offsets: Offsets | None = None,
     ) -> ScoreResult:
         if job.order is None:
             return ScoreResult(ratings, None)
@@ -216,16 +242,16 @@ class Predictor:
         best = best_first(job.targets, order_by, job.top)
         explained = None
         if job.explain:
-            explained = self._contributions(ExplainJob(job.history, job.targets[best], job.order))
+            explained = self._contributions(
+                ExplainJob(job.history, job.targets[best], job.order), offsets)
         return ScoreResult(ratings, ranking, score, best, explained)
 
-    def _contributions(self, job: ExplainJob) -> Contributions:
+    def _contributions(self, job: ExplainJob, offsets: Offsets | None = None) -> Contributions:
         """The rating model reads the newest `max_context` items, the ranking model the
         newest `max_history`; positions are the history's own, shifted onto the window
-        measured. An item a model does not read contributes exactly nothing to it."""
-        caps = {"rating": self.max_context, "ranking": self.max_history,
-                "recommended": max(self.max_context, self.max_history)}
-        cap = caps[job.order]
+        measured. An item a model does not read contributes exactly nothing to it.
+        offsets: the rating model's (`_offsets`) for every position, when already known."""
+        cap = self._cap(job.order)
         offset = max(0, len(job.history) - cap)
         history = job.history.newest(cap)
         if job.positions is None:
@@ -237,11 +263,12 @@ class Predictor:
         targets = np.asarray(job.targets, np.int64)
         if job.order == "rating":
             return rating_contributions(self.rating_model, history, targets, positions,
-                                        self.device)
+                                        self.device, offsets)
         ranked = self._ranking_contributions(history, targets, positions)
         if job.order == "ranking" or not self.rated:
             return ranked
-        rated = rating_contributions(self.rating_model, history, targets, positions, self.device)
+        rated = rating_contributions(self.rating_model, history, targets, positions, self.device,
+                                     offsets)
         return Contributions(
             history,
             targets,
@@ -271,15 +298,21 @@ class Predictor:
                              contribution)
 
     def _ratings_at(
-        self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray]
+        self, jobs: list[ScoreJob], members: list[int], positions: list[np.ndarray],
+        offsets: list[Offsets | None],
     ) -> list[np.ndarray]:
-        """Predicted ratings of each job's targets at `positions`, NaN elsewhere."""
+        """Predicted ratings of each job's targets at `positions`, NaN elsewhere. The
+        history offsets come from `offsets` when every job has them, else are computed."""
         out = [np.full(len(jobs[i].targets), np.nan, np.float32) for i in members]
         if not any(len(p) for p in positions):
             return out
         histories = [jobs[i].history.newest(self.max_context) for i in members]
         wanted = [jobs[i].targets[p] for i, p in zip(members, positions, strict=True)]
-        rated = rating_output(self.rating_model, pad_batch(histories, wanted, self.device))
+        offset = None
+        if all(own is not None for own in offsets):
+            offset = torch.stack([own[0] for own in offsets])  # type: ignore[index]
+        rated = rating_output(self.rating_model, pad_batch(histories, wanted, self.device),
+                              offset)
         ratings = rated.rating.float().cpu().numpy()
         for row, p in enumerate(positions):
             out[row][p] = ratings[row, : len(p)]

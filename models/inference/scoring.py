@@ -15,10 +15,12 @@ from models.networks.rating import RatingModel, RatingOutput
 
 
 @torch.inference_mode()
-def rating_output(model: RatingModel, batch: PaddedBatch) -> RatingOutput:
-    """Predicted ratings (H, C), calibrated by each history's offset, and attention
-    (H, C, L). Padded target slots hold meaningless values; callers read only the first
-    len(targets) of each row."""
+def rating_output(
+    model: RatingModel, batch: PaddedBatch, offset: torch.Tensor | None = None
+) -> RatingOutput:
+    """Predicted ratings (H, C), calibrated by each history's offset (`offset` (H,) where
+    the caller already has it), and attention (H, C, L). Padded target slots hold
+    meaningless values; callers read only the first len(targets) of each row."""
     return model(
         batch.hist_items,
         batch.hist_ratings,
@@ -26,6 +28,7 @@ def rating_output(model: RatingModel, batch: PaddedBatch) -> RatingOutput:
         batch.targets,
         batch.target_mask,
         calibrated=True,
+        offset=offset,
     )
 
 

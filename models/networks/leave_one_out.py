@@ -10,23 +10,24 @@ from torch import Tensor
 
 
 def sums_without(before: Tensor, now: Tensor, positions: Tensor) -> Tensor:
-    """(C, 1 + P, K): the sums over the L columns of `now` (C, L, K), then, for each of
-    `positions` (P,), the sums without that column, the columns before it read from
-    `before` (what they become once it is gone; `now` itself where nothing changes).
+    """(1 + P, C, K): the sums over the L rows of `now` (L, C, K), then, for each of
+    `positions` (P,), the sums without that row, the rows before it read from `before`
+    (what they become once it is gone; `now` itself where nothing changes).
 
-    Exclusive prefix and suffix sums; every position in order (the usual call) takes
-    slices of them rather than gathers."""
-    c, n, k = now.shape
-    zero = now.new_zeros(c, 1, k)
-    prefix = before.cumsum(1)  # [:, p]: the columns up to p
-    suffix = torch.cat([now.flip(1).cumsum(1).flip(1), zero], dim=1)  # [:, p]: from p on
+    Exclusive prefix and suffix sums along the leading axis, where torch's cumsum runs
+    fastest; every position in order (the usual call) adds them in place rather than
+    gathering."""
+    n = now.shape[0]
+    zero = now.new_zeros(1, *now.shape[1:])
+    suffix = torch.cat([now.flip(0).cumsum(0).flip(0), zero])  # [p]: the rows from p on
     every = torch.arange(n, device=positions.device)
-    if positions.shape[0] == n and bool((positions == every).all()):
-        without = torch.cat([zero, prefix[:, :-1]], dim=1) + suffix[:, 1:]
-    else:
-        left = torch.cat([zero, prefix], dim=1)
-        without = left[:, positions] + suffix[:, positions + 1]
-    return torch.cat([suffix[:, :1], without], dim=1)
+    if 0 < n == positions.shape[0] and bool((positions == every).all()):
+        # [1 + p]: the rows before p (before[:p]), then those after it (suffix[p + 1]).
+        out = torch.cat([suffix[:1], zero, before[:-1].cumsum(0)])
+        out[1:] += suffix[1:]
+        return out
+    left = torch.cat([zero, before.cumsum(0)])
+    return torch.cat([suffix[:1], left[positions] + suffix[positions + 1]])
 
 
 def sums_kept(rows: Tensor, positions: Tensor) -> Tensor:

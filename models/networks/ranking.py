@@ -324,16 +324,16 @@ class RankingModel(nn.Module):
         peak = peak.masked_fill(peak.isinf(), 0.0)  # nothing to attend to
         weight_now = torch.exp(logits_now - peak) * own  # (C, L)
         weight_before = torch.exp(logits_before - peak) * own
-        # Weights and weighted values side by side, (C, L, 1 + w), summed in one pass.
+        # Weights and weighted values side by side, (L, C, 1 + w), summed in one pass.
         ones = values_now.new_ones(values_now.shape[0], 1)
-        now = weight_now[..., None] * torch.cat([ones, values_now], dim=1)
-        before = weight_before[..., None] * torch.cat([ones, values_before], dim=1)
+        now = weight_now.T[..., None] * torch.cat([ones, values_now], dim=1)[:, None, :]
+        before = weight_before.T[..., None] * torch.cat([ones, values_before], dim=1)[:, None, :]
         sums = sums_without(before, now, positions)
-        mass, sums = sums[..., :1], sums[..., 1:]  # (C, V, 1), (C, V, w); variant 0: whole
+        mass, sums = sums[..., :1], sums[..., 1:]  # (V, C, 1), (V, C, w); variant 0: whole
         pooled = torch.where(mass > 0, sums / mass, 0.0)
-        total = mass[:, :1, 0]  # (C, 1)
+        total = mass[0]  # (C, 1)
         attention = torch.where(total > 0, weight_now / total, 0.0)
-        return (z[:, None, :] + pooled).transpose(0, 1), attention
+        return z[None] + pooled, attention
 
     def _mapped(self, values: Tensor, outputs: Tensor | None) -> Tensor:
         """phi . v for each value row: (L,) with the shared phi, (C, L) with the query's."""

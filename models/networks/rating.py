@@ -143,19 +143,22 @@ class RatingModel(nn.Module):
         target_mask: Tensor | None = None,
         context_mask: Tensor | None = None,
         calibrated: bool = False,
+        offset: Tensor | None = None,
     ) -> RatingOutput:
         """hist_items (H, L) long, hist_ratings (H, L) float, hist_mask (H, L) bool,
         targets (H, C) long, target_mask (H, C) bool or None, context_mask (H, C, L) bool
         or None: which history items each target slot may use (exact leave-one-out: this
         model has no notion of position, so masking an item is removing it). A target
         never attends to itself: an item in its own history is masked out, as in training.
-        calibrated: add the history offset (inference; needs no context_mask)."""
+        calibrated: add the history offset (inference; needs no context_mask), `offset`
+        (H,) where the caller already has it (`offsets_without`), else computed here."""
         out = self._attend(hist_items, hist_ratings, hist_mask, targets, target_mask,
                            context_mask)
         if not calibrated or self.config.history_offset_shrink is None:
             return out
-        offset = self.history_offset(hist_items, hist_ratings, hist_mask,
-                                     self.config.history_offset_shrink)  # (H,)
+        if offset is None:
+            offset = self.history_offset(hist_items, hist_ratings, hist_mask,
+                                         self.config.history_offset_shrink)  # (H,)
         rating = (out.rating + offset[:, None]).clamp(self.scale.low, self.scale.high)
         return RatingOutput(rating=rating, attention=out.attention, logits=out.logits)
 
@@ -215,29 +218,45 @@ class RatingModel(nn.Module):
         return self._head(user, m_target, base, attention)
 
     def leave_one_out(
-        self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor
+        self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor,
+        offsets: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Exact leave-one-out of the calibrated prediction: `_leave_one_out`'s, shifted
-        by the history offset of each variant. Removing item p takes its own residual out
-        of the offset and changes every other item's prediction, so the offsets come from
-        the uncalibrated leave-one-out of the history itself (targets = the history). With
-        the inner-product head the history's items join the targets in one pass."""
+        by the history offset of each variant (`offsets_without`, or `offsets` where the
+        caller already has them for these `positions`). With the inner-product head and no
+        `offsets`, the history's items join the targets in one pass."""
         if self.config.history_offset_shrink is None:
             return self._leave_one_out(hist_items, hist_ratings, targets, positions)
-        if not self._linear_in_attention:
-            whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
-                                                            positions)
-            offset, offsets = self._offsets_recomputed(hist_items, hist_ratings, positions)
-        else:
+        if offsets is None and self._linear_in_attention:
             c = targets.shape[0]
             whole, attention, without = self._leave_one_out(
                 hist_items, hist_ratings, torch.cat([targets, hist_items]), positions)
-            offset, offsets = self._offsets_from(hist_ratings, positions, whole[c:],
-                                                 without[:, c:])
+            offsets = self._offsets_from(hist_ratings, positions, whole[c:], without[:, c:])
             whole, attention, without = whole[:c], attention[:c], without[:, :c]
+        else:
+            whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
+                                                            positions)
+            if offsets is None:
+                offsets = self.offsets_without(hist_items, hist_ratings, positions)
+        offset, offset_without = offsets
         low, high = self.scale.low, self.scale.high
         return ((whole + offset).clamp(low, high), attention,
-                (without + offsets[:, None]).clamp(low, high))
+                (without + offset_without[:, None]).clamp(low, high))
+
+    def offsets_without(
+        self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The history offset of one history (L,) with the whole history (scalar) and with
+        the item at each of `positions` (P,) removed (P,). Removing item p takes its own
+        residual out of the offset and changes every other item's prediction, so they come
+        from the uncalibrated leave-one-out of the history itself (targets = the history).
+        They depend on the history alone: a request that ranks and explains computes them
+        once, for its predicted ratings and for their leave-one-out."""
+        if not self._linear_in_attention:
+            return self._offsets_recomputed(hist_items, hist_ratings, positions)
+        own, _, own_without = self._leave_one_out(hist_items, hist_ratings, hist_items,
+                                                  positions)
+        return self._offsets_from(hist_ratings, positions, own, own_without)
 
     def _offsets_recomputed(
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor

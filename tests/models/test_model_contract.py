@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from models.inference.contributions import (
     ranking_contributions,
     rating_contributions,
 )
-from models.inference.predictor import ExplainJob, Predictor
+from models.inference.predictor import ExplainJob, Predictor, ScoreJob
 from models.inference.scoring import predict_ratings, rating_output
 from models.training.item_item import ease_weights
 from models.training.ranking import RankingTrainResult
@@ -220,3 +220,35 @@ def test_the_predictor_measures_only_what_each_model_reads(artifact_dir: Path) -
         ranked.prediction + predictor.like_weight * (every.prediction - 3.0),
         atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("order", ["recommended", "rating"])
+def test_an_explained_rank_is_the_plain_rank_with_its_contributions(
+    artifact_dir: Path, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rank that explains computes the rating model's history offset once, from the
+    leave-one-out of the history it needs anyway: the same ratings and order as the plain
+    rank, the same contributions as explaining afterwards, alone or beside a plain job."""
+    artifact = load_artifact(artifact_dir)
+    model = artifact.rating_model
+    model.config = replace(model.config, history_offset_shrink=3.0)
+    predictor = Predictor(artifact, CPU)
+    rng = np.random.default_rng(1)
+    history = History(rng.permutation(100)[:40], rng.integers(1, 6, 40).astype(np.float32))
+    targets = np.setdiff1d(np.arange(120), history.items)
+    [plain] = predictor.run([ScoreJob(history, targets, order, top=5)])
+    explained = ScoreJob(history, targets, order, top=5, explain=True)
+    offsets = []
+    computed = predictor.rating_model.history_offset
+    monkeypatch.setattr(predictor.rating_model, "history_offset",
+                        lambda *args: offsets.append(args) or computed(*args))
+    [alone] = predictor.run([explained])
+    assert offsets == []
+    [_, beside] = predictor.run([ScoreJob(history, targets, order, top=5), explained])
+    [after] = predictor.contributions([ExplainJob(history, targets[plain.best], order)])
+    for found in (alone, beside):
+        np.testing.assert_array_equal(found.best, plain.best)
+        np.testing.assert_allclose(found.ratings, plain.ratings, atol=1e-5)
+        np.testing.assert_allclose(found.contributions.contribution, after.contribution,
+                                   atol=1e-5)
+        np.testing.assert_allclose(found.contributions.prediction, after.prediction, atol=1e-5)
