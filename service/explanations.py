@@ -56,21 +56,26 @@ class Explainer:
 
     def reasons(self, served: ServedModel, found: Contributions, k: int) -> list[Reasons]:
         """For each target, the k history items that raise its score most and the k that
-        lower it most."""
+        lower it most. Only those 2k columns leave numpy: it runs on the event loop."""
         order = np.argsort(-found.contribution, axis=1, kind="stable")  # (C, P)
-        items = found.history.items[found.positions].tolist()
-        ratings = found.history.ratings[found.positions].tolist()
-        attention, contribution = found.attention.tolist(), found.contribution.tolist()
+        # The k largest, then the k smallest, most negative first.
+        picked = np.concatenate([order[:, :k], order[:, ::-1][:, :k]], axis=1)  # (C, 2k)
+        positions = found.positions[picked]
+        items = found.history.items[positions].tolist()
+        ratings = found.history.ratings[positions].tolist()
+        attention = np.take_along_axis(found.attention, picked, axis=1).tolist()
+        contribution = np.take_along_axis(found.contribution, picked, axis=1).tolist()
+        up = min(k, order.shape[1])
 
         def reason(row: int, j: int) -> Reason:
-            return Reason(served.catalogue.item(items[j]), ratings[j], attention[row][j],
-                          contribution[row][j])
+            return Reason(served.catalogue.item(items[row][j]), ratings[row][j],
+                          attention[row][j], contribution[row][j])
 
         out = []
-        for row, ranked in enumerate(order.tolist()):
-            up = [j for j in ranked[:k] if contribution[row][j] > NEGLIGIBLE]
-            down = [j for j in reversed(ranked[-k:]) if contribution[row][j] < -NEGLIGIBLE]
-            out.append(Reasons([reason(row, j) for j in up], [reason(row, j) for j in down]))
+        for row, values in enumerate(contribution):
+            because = [reason(row, j) for j in range(up) if values[j] > NEGLIGIBLE]
+            despite = [reason(row, j) for j in range(up, len(values)) if values[j] < -NEGLIGIBLE]
+            out.append(Reasons(because, despite))
         return out
 
     async def carousel_rows(
