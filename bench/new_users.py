@@ -34,9 +34,9 @@ from bench.fold_in import (
 from bench.record import append_result, provenance
 from bench.surprise_peers import SEED, predict_rows, to_trainset
 from models.data.encoded import EncodedRatings
-from models.data.readers import MOVIELENS_SCALE, read_ratings
+from models.data.readers import MOVIELENS_SCALE, read_items, read_ratings
 from models.data.splits import NewUserSplit, new_user_split
-from models.data.table import RatingScale, RatingTable
+from models.data.table import Catalogue, RatingScale, RatingTable
 from models.evaluation.rating import mae, predict_table, rmse
 from models.training.configs import given
 from models.training.rating import RatingTrainConfig, train_rating_model
@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k"))
     parser.add_argument("--head", default="dot")
     parser.add_argument("--seed", type=int, default=0, help="which users are new")
+    parser.add_argument("--no-genres", action="store_true",
+                        help="train without the items' genres (no attribute offset)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -124,7 +126,9 @@ def main() -> None:
     ridge, ridge_grid = choose_ridge(split.train, scale, args.seed)
     predictions = peer_predictions(split, scale, ridge)
     data = EncodedRatings.encode(split.train)
-    result = train_rating_model(data, scale, config, progress=False)
+    catalogue = Catalogue.empty() if args.no_genres else read_items(args.data / "u.item")
+    result = train_rating_model(data, scale, config, progress=False,
+                                genres=[catalogue.genres.get(i, []) for i in data.item_ids.ids])
     ours, unknown = predict_table(
         result.model, data.item_ids, split.revealed, split.hidden, result.device,
     )
@@ -158,6 +162,8 @@ def main() -> None:
         "attentive_train_s": round(result.seconds, 1),
         "attentive_best_epoch": result.best_epoch,
         "history_offset_shrink": result.model.config.history_offset_shrink,
+        "attribute_ridge": result.model.config.attribute_ridge,
+        "genres": not args.no_genres,
         "wall_s": seconds,
     }
     print(f"appended to {append_result('new_users', record, run_provenance)}")

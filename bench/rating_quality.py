@@ -2,7 +2,8 @@
 
 For each fold, in one run: our own baselines and Surprise's BaselineOnly, SVD, SVD++ and
 KNNBaseline (`bench/surprise_peers.py`) fitted on uN.base, then our rating model trained on
-uN.base with each head (everything else at the RatingTrainConfig defaults) and evaluated on
+uN.base with each head (everything else at the RatingTrainConfig defaults, the items'
+genres from u.item as `because train` reads them; `--no-genres`: without) and evaluated on
 uN.test with every uN.base rating as the user's history, exactly as `because evaluate`
 does. `--heads` run on the first fold listed, `--fold-heads` on every fold (training all
 three heads on five folds takes about an hour on two cores). Prints a table for the first
@@ -25,17 +26,20 @@ import torch
 from bench.record import append_result, provenance
 from bench.surprise_peers import predict_rows, surprise_peers, to_trainset
 from models.data.encoded import EncodedRatings
-from models.data.readers import MOVIELENS_SCALE
+from models.data.readers import MOVIELENS_SCALE, read_items
 from models.data.splits import split_canonical
+from models.data.table import Catalogue
 from models.evaluation.rating import mae, predict_table, rmse
 from models.evaluation.rating_baselines import fit_baselines
 from models.training.configs import given
 from models.training.rating import RatingTrainConfig, train_rating_model
 
 
-def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str, dict]:
+def run_fold(folder: Path, fold: int, heads: list[str], device: str, genres: bool = True
+             ) -> dict[str, dict]:
     """{model name: {rmse, mae, train_s, ...}} for one canonical fold."""
     train_table, test_table = split_canonical(folder, fold)
+    catalogue = read_items(folder / "u.item") if genres else Catalogue.empty()
     scale = MOVIELENS_SCALE
     rows: dict[str, dict] = {}
     for baseline in fit_baselines(train_table, scale):
@@ -54,7 +58,9 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str
         base = RatingTrainConfig()
         config = given(base, model=given(base.model, head=head), device=device)
         data = EncodedRatings.encode(train_table)
-        result = train_rating_model(data, scale, config, progress=False)
+        result = train_rating_model(
+            data, scale, config, progress=False,
+            genres=[catalogue.genres.get(i, []) for i in data.item_ids.ids])
         predicted, _ = predict_table(
             result.model, data.item_ids, train_table, test_table, result.device,
         )
@@ -64,6 +70,8 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str) -> dict[str
             "best_epoch": result.best_epoch,
             "validation_rmse": round(result.validation_rmse, 4),
             "history_offset_shrink": result.model.config.history_offset_shrink,
+            "attribute_ridge": result.model.config.attribute_ridge,
+            "attributes": list(result.model.config.attributes),
             "offset_validation_rmse": result.offset_rmse,
             "device": result.device,
         }
@@ -97,6 +105,8 @@ def main() -> None:
                         help="heads trained on the first fold listed")
     parser.add_argument("--fold-heads", nargs="*", default=["dot"],
                         help="heads trained on every fold")
+    parser.add_argument("--no-genres", action="store_true",
+                        help="train without the items' genres (no attribute offset)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -108,7 +118,7 @@ def main() -> None:
     for position, fold in enumerate(args.folds):
         heads = args.heads if position == 0 else []
         heads = heads + [h for h in args.fold_heads if h not in heads]
-        per_fold[fold] = run_fold(args.data, fold, heads, args.device)
+        per_fold[fold] = run_fold(args.data, fold, heads, args.device, not args.no_genres)
     mean = mean_over_folds(per_fold)
 
     first = args.folds[0]
@@ -128,6 +138,7 @@ def main() -> None:
         "folds": args.folds,
         "heads_first_fold": args.heads,
         "heads_every_fold": args.fold_heads,
+        "genres": not args.no_genres,
         "train_config": RatingTrainConfig().to_dict(),
         "per_fold": per_fold,
         "mean": mean,

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from models.data.attributes import genre_vocabulary, one_hot
 from models.history import History, PaddedBatch, pad_batch
 from models.inference.scoring import catalogue_scores
 from models.networks.ranking import RankingModel
@@ -148,6 +149,9 @@ def _rating_with(
         appended["implicit.weight"] = rows(lambda f: f.implicit)
     if rating_model.item_bias is not None:
         appended["item_bias.weight"] = rows(lambda f: np.array([f.rating_bias]))
+    if rating_model.config.attributes:
+        # A folded item's attributes are not kept: the history offset weighs none of them.
+        appended["item_attributes"] = torch.zeros(len(folded), len(rating_model.config.attributes))
     for key, extra in appended.items():
         state[key] = torch.cat([state[key], extra.to(state[key].device)])
     n = rating_model.n_items + len(folded)
@@ -188,7 +192,7 @@ def attribute_prior(
 ) -> AttributePrior:
     """Fits the genre-to-rows ridge map on the trained items; genres[i] is item i's list.
     The intercept is not penalised, so an item without genres gets the mean rows."""
-    vocabulary = tuple(sorted({g for item in genres for g in item}))
+    vocabulary = genre_vocabulary(genres)
     x = _one_hot(genres, vocabulary)  # (n, g + 1), intercept last
     penalty = ridge * np.eye(x.shape[1])
     penalty[-1, -1] = 0.0
@@ -487,11 +491,4 @@ def _from_vector(row: np.ndarray, rating_model: RatingModel | None, raters: int)
 
 def _one_hot(genres: Sequence[Sequence[str]], vocabulary: tuple[str, ...]) -> np.ndarray:
     """(n, len(vocabulary) + 1) genre indicators with an intercept column last."""
-    column = {g: k for k, g in enumerate(vocabulary)}
-    x = np.zeros((len(genres), len(vocabulary) + 1))
-    x[:, -1] = 1.0
-    for row, item in enumerate(genres):
-        for g in item:
-            if g in column:
-                x[row, column[g]] = 1.0
-    return x
+    return np.hstack([one_hot(genres, vocabulary), np.ones((len(genres), 1))])

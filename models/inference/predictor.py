@@ -46,7 +46,8 @@ from models.inference.defaults import DEPTH, LIKE_WEIGHT
 from models.inference.scoring import ranking_scores, rating_output
 
 Order = Literal["ranking", "rating", "recommended"]
-Offsets = tuple[torch.Tensor, torch.Tensor]  # a history offset, whole and without each item
+# A history offset's weights: with the whole history, and without each item.
+Offsets = tuple[torch.Tensor, torch.Tensor]
 DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
 
 

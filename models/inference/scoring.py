@@ -18,8 +18,8 @@ from models.networks.rating import RatingModel, RatingOutput
 def rating_output(
     model: RatingModel, batch: PaddedBatch, offset: torch.Tensor | None = None
 ) -> RatingOutput:
-    """Predicted ratings (H, C), calibrated by each history's offset (`offset` (H,) where
-    the caller already has it), and attention (H, C, L). Padded target slots hold
+    """Predicted ratings (H, C), calibrated by each history's offset (its weights `offset`
+    (H, W) where the caller already has them), and attention (H, C, L). Padded target slots hold
     meaningless values; callers read only the first len(targets) of each row."""
     return model(
         batch.hist_items,

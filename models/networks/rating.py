@@ -23,6 +23,10 @@ error on their history: each history item predicted from the others, and the mea
 residuals shrunk toward zero, (sum_j (r_j - r^_j)) / (n + lambda). It is a per-request
 least-squares offset, fitted to the history and stored nowhere; lambda is chosen on the
 validation split after training (None: off). u1 RMSE 0.9217 -> 0.9178 (bench/findings.md).
+With item attributes (a catalogue's genres, `attributes`), the same ridge fit also weighs
+each attribute, so the offset of target i is w_0 + a_i . w: a user who rates comedies
+below what the model expects gets that, per request, from their own residuals (u1 RMSE
+about 0.005 lower, bench/findings.md).
 
 Shapes: H histories of length L (padded, `hist_mask`), each with C targets (padded,
 `target_mask`). Training uses H = batch, C = 1; one user's ranking uses H = 1, C = candidates;
@@ -71,6 +75,11 @@ class RatingModelConfig:
     # The shrinkage lambda of the per-request history offset; set by training from the
     # validation split (None: no offset, as artifacts trained before it).
     history_offset_shrink: float | None = None
+    # The item attributes the offset may weigh (a catalogue's genres, in the order of the
+    # `item_attributes` buffer's columns; () for none) and the ridge penalty on their
+    # weights, set by training from the validation split (None: the offset is one number).
+    attributes: tuple[str, ...] = ()
+    attribute_ridge: float | None = None
     max_context: int = 512  # newest history items used at inference (deterministic)
 
     def to_dict(self) -> dict:
@@ -79,7 +88,8 @@ class RatingModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> RatingModelConfig:
         """Manifests written before `opinion_attention` have none."""
-        return cls(**{"opinion_attention": 0.0, **data, "hidden": tuple(data.get("hidden", ()))})
+        return cls(**{"opinion_attention": 0.0, **data, "hidden": tuple(data.get("hidden", ())),
+                      "attributes": tuple(data.get("attributes", ()))})
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,10 @@ class RatingModel(nn.Module):
         self.register_buffer(
             "levels", torch.arange(scale.levels, dtype=torch.float32) * scale.step + scale.low
         )
+        # a_i: item i's attributes (0/1 per `config.attributes`), set by training; saved
+        # where there are any (artifacts written before them have none).
+        self.register_buffer("item_attributes", torch.zeros(n, len(config.attributes)),
+                             persistent=bool(config.attributes))
 
     @property
     def n_items(self) -> int:
@@ -150,35 +164,77 @@ class RatingModel(nn.Module):
         or None: which history items each target slot may use (exact leave-one-out: this
         model has no notion of position, so masking an item is removing it). A target
         never attends to itself: an item in its own history is masked out, as in training.
-        calibrated: add the history offset (inference; needs no context_mask), `offset`
-        (H,) where the caller already has it (`offsets_without`), else computed here."""
+        calibrated: add the history offset (inference; needs no context_mask), from its
+        weights `offset` (H, W) where the caller already has them (`offsets_without`),
+        else computed here."""
         out = self._attend(hist_items, hist_ratings, hist_mask, targets, target_mask,
                            context_mask)
         if not calibrated or self.config.history_offset_shrink is None:
             return out
         if offset is None:
-            offset = self.history_offset(hist_items, hist_ratings, hist_mask,
-                                         self.config.history_offset_shrink)  # (H,)
-        rating = (out.rating + offset[:, None]).clamp(self.scale.low, self.scale.high)
+            offset = self.history_offset(hist_items, hist_ratings, hist_mask)
+        rating = (out.rating + self.offset_of(offset, targets)).clamp(self.scale.low,
+                                                                      self.scale.high)
         return RatingOutput(rating=rating, attention=out.attention, logits=out.logits)
 
-    def history_offset(
-        self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor, shrink: float,
+    def history_offset(self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor
+                       ) -> Tensor:
+        """(H, W) the weights of each history's offset (`offset_weights`), fitted to the
+        residuals of its items, each predicted from the others."""
+        residuals = self.history_residuals(hist_items, hist_ratings, hist_mask)
+        return self.offset_weights(hist_items, residuals, hist_mask)
+
+    def history_residuals(
+        self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor,
         rows_per_pass: int = 1 << 22,
     ) -> Tensor:
-        """(H,) the residuals of each history's items, each predicted from the others,
-        summed and divided by (n + shrink); batched so that one pass holds at most
-        `rows_per_pass` (target, item) pairs (a 512-item history alone is 262k)."""
+        """(H, L) r_j - r^_j of each history item, predicted from the others (0 where
+        padded); batched so that one pass holds at most `rows_per_pass` (target, item)
+        pairs (a 512-item history alone is 262k)."""
         length = max(hist_items.shape[1], 1)
         step = max(1, rows_per_pass // (length * length))
-        offsets = []
+        residuals = []
         for start in range(0, hist_items.shape[0], step):
             part = slice(start, start + step)
             items, ratings, mask = hist_items[part], hist_ratings[part], hist_mask[part]
             own = self._attend(items, ratings, mask, items, mask, None).rating
-            residual = ((ratings - own) * mask).sum(-1)
-            offsets.append(residual / (mask.sum(-1) + shrink).clamp_min(1e-9))
-        return torch.cat(offsets) if offsets else hist_ratings.new_zeros(0)
+            residuals.append((ratings - own) * mask)
+        return torch.cat(residuals) if residuals else hist_ratings.new_zeros(hist_ratings.shape)
+
+    def offset_weights(self, hist_items: Tensor, residuals: Tensor, keep: Tensor) -> Tensor:
+        """(H, W) the ridge fit of the kept residuals (H, L) on [1, a_j]: W = 1 (the
+        intercept alone, sum / (n + lambda)) without `attribute_ridge`, else 1 + the
+        attribute count, the intercept shrunk by lambda and each attribute weight by the
+        ridge. Sums over what `keep` keeps, never a difference."""
+        keep = keep.to(residuals.dtype)
+        shrink = self.config.history_offset_shrink or 0.0
+        if self.config.attribute_ridge is None:
+            total = (residuals * keep).sum(-1, keepdim=True)
+            return total / (keep.sum(-1, keepdim=True) + shrink).clamp_min(1e-9)
+        x = self._offset_features(hist_items)  # (H, L, W)
+        gram = torch.einsum("hl,hlv,hlw->hvw", keep, x, x)
+        gram = gram + torch.diag(self._offset_penalty(x.shape[-1], gram))
+        moment = torch.einsum("hl,hlv->hv", keep * residuals, x)
+        return torch.linalg.solve(gram, moment)
+
+    def offset_of(self, weights: Tensor, targets: Tensor) -> Tensor:
+        """The offset of targets (H, C) from each history's weights (H, W): (H, C), or
+        (H, 1) to broadcast when the offset is one number (W = 1). Also for one history's
+        targets (C,) and weights (W,) or (V, W) of its leave-one-out variants."""
+        if weights.shape[-1] == 1:
+            return weights[..., :1]
+        return (self._offset_features(targets) * weights[..., None, :]).sum(-1)
+
+    def _offset_features(self, items: Tensor) -> Tensor:
+        """[1, a_i] for each item (..., W)."""
+        attributes = self.item_attributes[items]
+        return torch.cat([torch.ones_like(attributes[..., :1]), attributes], dim=-1)
+
+    def _offset_penalty(self, width: int, like: Tensor) -> Tensor:
+        """(W,) the ridge's diagonal: lambda on the intercept, the attribute ridge on the rest."""
+        penalty = like.new_full((width,), float(self.config.attribute_ridge or 0.0))
+        penalty[0] = self.config.history_offset_shrink or 0.0
+        return penalty
 
     def _attend(
         self,
@@ -222,32 +278,34 @@ class RatingModel(nn.Module):
         offsets: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Exact leave-one-out of the calibrated prediction: `_leave_one_out`'s, shifted
-        by the history offset of each variant (`offsets_without`, or `offsets` where the
-        caller already has them for these `positions`). With the inner-product head and no
-        `offsets`, the history's items join the targets in one pass."""
+        by the history offset of each variant (weights from `offsets_without`, or
+        `offsets` where the caller already has them for these `positions`). With the
+        inner-product head and no `offsets`, the history's items join the targets in one
+        pass."""
         if self.config.history_offset_shrink is None:
             return self._leave_one_out(hist_items, hist_ratings, targets, positions)
         if offsets is None and self._linear_in_attention:
             c = targets.shape[0]
             whole, attention, without = self._leave_one_out(
                 hist_items, hist_ratings, torch.cat([targets, hist_items]), positions)
-            offsets = self._offsets_from(hist_ratings, positions, whole[c:], without[:, c:])
+            offsets = self._offsets_from(hist_items, hist_ratings, positions, whole[c:],
+                                         without[:, c:])
             whole, attention, without = whole[:c], attention[:c], without[:, :c]
         else:
             whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
                                                             positions)
             if offsets is None:
                 offsets = self.offsets_without(hist_items, hist_ratings, positions)
-        offset, offset_without = offsets
+        weights, weights_without = offsets
         low, high = self.scale.low, self.scale.high
-        return ((whole + offset).clamp(low, high), attention,
-                (without + offset_without[:, None]).clamp(low, high))
+        return ((whole + self.offset_of(weights, targets)).clamp(low, high), attention,
+                (without + self.offset_of(weights_without, targets)).clamp(low, high))
 
     def offsets_without(
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """The history offset of one history (L,) with the whole history (scalar) and with
-        the item at each of `positions` (P,) removed (P,). Removing item p takes its own
+        """The history offset's weights for one history (L,), with the whole history (W,)
+        and with the item at each of `positions` (P,) removed (P, W). Removing item p takes its own
         residual out of the offset and changes every other item's prediction, so they come
         from the uncalibrated leave-one-out of the history itself (targets = the history).
         They depend on the history alone: a request that ranks and explains computes them
@@ -256,34 +314,35 @@ class RatingModel(nn.Module):
             return self._offsets_recomputed(hist_items, hist_ratings, positions)
         own, _, own_without = self._leave_one_out(hist_items, hist_ratings, hist_items,
                                                   positions)
-        return self._offsets_from(hist_ratings, positions, own, own_without)
+        return self._offsets_from(hist_items, hist_ratings, positions, own, own_without)
 
     def _offsets_recomputed(
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """The history offset with the whole history (scalar) and with each of `positions`
-        removed (P,), each variant's offset computed anew (heads other than the inner
-        product)."""
-        n, shrink = hist_items.shape[0], self.config.history_offset_shrink or 0.0
+        """The history offset's weights with the whole history (W,) and with each of
+        `positions` removed (P, W), each variant's computed anew (heads other than the
+        inner product)."""
+        n = hist_items.shape[0]
         keep = torch.ones(positions.shape[0] + 1, n, dtype=torch.bool, device=hist_items.device)
         keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = False
         v = keep.shape[0]
-        found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n), keep,
-                                    shrink)
+        found = self.history_offset(hist_items.expand(v, n), hist_ratings.expand(v, n), keep)
         return found[0], found[1:]
 
     def _offsets_from(
-        self, hist_ratings: Tensor, positions: Tensor, own: Tensor, own_without: Tensor
+        self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor, own: Tensor,
+        own_without: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """The history offset (scalar) and its value with each of `positions` removed (P,),
-        from the history's own leave-one-out: each item predicted from all the others
-        `own` (L,), and from all the others but position p `own_without` (P, L)."""
-        n, shrink = hist_ratings.shape[0], self.config.history_offset_shrink or 0.0
-        offset = (hist_ratings - own).sum() / (n + shrink)
+        """The history offset's weights (W,) and theirs with each of `positions` removed
+        (P, W), from the history's own leave-one-out: each item predicted from all the
+        others `own` (L,), and from all the others but position p `own_without` (P, L)."""
+        n, p = hist_ratings.shape[0], positions.shape[0]
+        whole = self.offset_weights(hist_items[None], (hist_ratings - own)[None],
+                                    torch.ones_like(hist_items[None], dtype=torch.bool))[0]
         residual = hist_ratings[None, :] - own_without  # (P, L)
         others = torch.ones_like(residual, dtype=torch.bool)
-        others[torch.arange(positions.shape[0], device=others.device), positions] = False
-        return offset, (residual * others).sum(-1) / max(n - 1 + shrink, 1e-9)
+        others[torch.arange(p, device=others.device), positions] = False
+        return whole, self.offset_weights(hist_items.expand(p, n), residual, others)
 
     @property
     def _linear_in_attention(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.artifact import ArtifactError, load_artifact, read_items, save_artifact
 from models.data.encoded import EncodedRatings
@@ -158,3 +159,23 @@ def test_an_item_list_that_is_not_a_json_list_is_refused(text: str, tmp_path: Pa
     (tmp_path / "items.json").write_text(text)
     with pytest.raises(ArtifactError, match="not a JSON list of items"):
         read_items(tmp_path / "items.json")
+
+
+def test_item_attributes_travel_in_the_artifact(
+    tmp_path: Path, planted: PlantedData, encoded: EncodedRatings, trained: RatingTrainResult,
+    ranked: RankingTrainResult,
+) -> None:
+    """The history offset's attribute weights need each item's attributes at serving: they
+    are saved with the weights, and their vocabulary and ridge with the configuration."""
+    model = trained.model
+    config = replace(model.config, attributes=("comedy", "war"), attribute_ridge=30.0,
+                     history_offset_shrink=3.0)
+    attributed = RatingModel(config, model.n_items, model.scale)
+    rng = np.random.default_rng(0)
+    attributes = torch.from_numpy((rng.random((model.n_items, 2)) < 0.3).astype(np.float32))
+    attributed.load_state_dict({**model.state_dict(), "item_attributes": attributes})
+    folder = save_planted_artifact(tmp_path / "attributed", attributed.eval(), planted,
+                                   encoded, trained, ranked)
+    loaded = load_artifact(folder).rating_model
+    assert loaded.config == config
+    torch.testing.assert_close(loaded.item_attributes, attributes)

@@ -25,9 +25,10 @@ from models.training.rating import (
     RatingTrainResult,
     _forward_by_context,
     _LazyAdam,
-    _mean_residuals,
     _offset_rmse,
+    _offset_setting,
     _PaddedTimelines,
+    _residuals,
     _sample_context,
     _validation_predictions,
     train_rating_model,
@@ -238,19 +239,19 @@ def test_validation_by_history_length_predicts_each_user_as_alone_in_user_order(
     model = trained.model
     found = _validation_predictions(model, fit.timelines, val, torch.device("cpu"))
     users = np.unique(val.users)
-    assert len(found) == len(users) and len({len(h) for h, _, _ in found}) > 1
-    for user, (history, predicted, truth) in zip(users, found, strict=True):
+    assert len(found) == len(users) and len({len(h) for h, _, _, _ in found}) > 1
+    for user, (history, predicted, truth, items) in zip(users, found, strict=True):
         rows = np.flatnonzero(val.users == user)
         assert history.items.tolist() == fit.timelines.history(user).items.tolist()
         alone = predict_ratings(model, [history], [val.items[rows]])[0]
         np.testing.assert_allclose(predicted, alone, atol=1e-5)
         np.testing.assert_array_equal(truth, val.ratings[rows])
+        np.testing.assert_array_equal(items, val.items[rows])
     # The history offset's grid, chunked by length, as from one history at a time.
     config = RatingTrainConfig(history_offset_shrinks=(3.0,))
-    mean = np.concatenate([_mean_residuals(model, [h], torch.device("cpu"))
-                           for h, _, _ in found])
-    errors = np.concatenate([np.clip(p + m * len(h) / (len(h) + 3.0), 1, 5) - t
-                             for (h, p, t), m in zip(found, mean, strict=True)])
+    residuals = [_residuals(model, [h], torch.device("cpu"))[0] for h, _, _, _ in found]
+    errors = np.concatenate([np.clip(p + r.sum() / (len(h) + 3.0), 1, 5) - t
+                             for (h, p, t, _), r in zip(found, residuals, strict=True)])
     offset = _offset_rmse(model, found, config, torch.device("cpu"))
     assert offset["3.0"] == pytest.approx(float(np.sqrt(np.mean(errors**2))), abs=1e-6)
 
@@ -277,20 +278,30 @@ def random_model(**config: object) -> RatingModel:
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
+        model.item_attributes.copy_(torch.rand_like(model.item_attributes) < 0.4)
     return model
 
 
+# Three item attributes, each weighed by the history offset under a ridge of 2.
+ATTRIBUTED = {"attributes": ("comedy", "drama", "war"), "attribute_ridge": 2.0}
+
+
 @pytest.mark.parametrize(
-    ("head", "attentive_bias", "offset_shrink", "opinion"),
-    [("mlp1", True, None, 1.0), ("mlp2", True, None, 1.0), ("dot", True, None, 1.0),
-     ("dot", False, None, 1.0), ("dot", True, 3.0, 1.0), ("mlp1", True, 3.0, 1.0),
-     ("dot", True, 0.0, 1.0), ("dot", True, 3.0, 0.0), ("mlp1", True, 3.0, 0.0)],
+    ("head", "attentive_bias", "offset_shrink", "opinion", "attributed"),
+    [("mlp1", True, None, 1.0, False), ("mlp2", True, None, 1.0, False),
+     ("dot", True, None, 1.0, False), ("dot", False, None, 1.0, False),
+     ("dot", True, 3.0, 1.0, False), ("mlp1", True, 3.0, 1.0, False),
+     ("dot", True, 0.0, 1.0, False), ("dot", True, 3.0, 0.0, False),
+     ("mlp1", True, 3.0, 0.0, False), ("dot", True, 3.0, 1.0, True),
+     ("mlp1", True, 3.0, 1.0, True)],
 )
 def test_leave_one_out_equals_real_removal_for_every_head(
-    head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float
+    head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float,
+    attributed: bool,
 ) -> None:
     model = random_model(head=head, attentive_bias=attentive_bias,
-                         history_offset_shrink=offset_shrink, opinion_attention=opinion)
+                         history_offset_shrink=offset_shrink, opinion_attention=opinion,
+                         **(ATTRIBUTED if attributed else {}))
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
     targets, positions = np.array([7, 25, 9]), np.arange(5)
     with torch.inference_mode():
@@ -358,6 +369,33 @@ def test_history_offset_is_the_shrunk_mean_residual_of_each_item_predicted_from_
     [shifted] = predict_ratings(calibrated, [history], [targets])
     assert abs(offset) > 0.05  # random weights: the history's items are mispredicted
     np.testing.assert_allclose(shifted, np.clip(raw + offset, SCALE.low, SCALE.high), atol=1e-5)
+
+
+def test_the_offset_weighs_attributes_by_a_ridge_fit_of_the_residuals() -> None:
+    """w = argmin sum_j (e_j - [1, a_j] . w)^2 + lambda w_0^2 + ridge |w_attributes|^2 over
+    the residuals e_j of each item predicted from the others; target i is shifted by
+    [1, a_i] . w."""
+    plain = random_model(attributes=ATTRIBUTED["attributes"])
+    calibrated = random_model(history_offset_shrink=3.0, **ATTRIBUTED)
+    history = History(np.array([3, 7, 1, 12, 20, 5]), np.array([5, 5, 4, 1, 4, 2], np.float32))
+    targets = np.array([7, 25, 9])
+    own = [predict_ratings(plain, [history.without(p)], [history.items[p : p + 1]])[0][0]
+           for p in range(len(history))]
+    features = np.hstack([np.ones((30, 1)), calibrated.item_attributes.numpy()])
+    x = features[history.items]
+    weights = np.linalg.solve(x.T @ x + np.diag([3.0, 2.0, 2.0, 2.0]),
+                              x.T @ (history.ratings - np.array(own)))
+    [raw] = predict_ratings(plain, [history], [targets])
+    [shifted] = predict_ratings(calibrated, [history], [targets])
+    offsets = features[targets] @ weights
+    assert np.ptp(offsets) > 0.05  # the targets' attributes differ, and so do their offsets
+    np.testing.assert_allclose(shifted, np.clip(raw + offsets, SCALE.low, SCALE.high), atol=1e-5)
+
+
+def test_offset_settings_are_named_by_their_grid_keys() -> None:
+    assert _offset_setting("none") == (None, None)
+    assert _offset_setting("3.0") == (3.0, None)
+    assert _offset_setting("3.0+30.0") == (3.0, 30.0)
 
 
 def test_training_keeps_the_history_offset_validation_prefers(
