@@ -422,8 +422,9 @@ def _offset_rmse(
             weights = np.linalg.solve(gram[:, :width, :width] + penalty,
                                       moment[:, :width, None])[..., 0]  # (U, W)
             errors[_offset_key(shrink, ridge)] = np.concatenate([
-                np.clip(p + weights[u, 0] + attributes[items] @ weights[u, 1:], low, high)
-                - truth for u, (_, p, truth, items) in enumerate(found)
+                np.clip(p + weights[u, 0] + attributes[items, : width - 1] @ weights[u, 1:],
+                        low, high) - truth
+                for u, (_, p, truth, items) in enumerate(found)
             ])
     return {name: float(np.sqrt(np.mean(e**2))) for name, e in errors.items()}
 

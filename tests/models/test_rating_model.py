@@ -392,6 +392,30 @@ def test_the_offset_weighs_attributes_by_a_ridge_fit_of_the_residuals() -> None:
     np.testing.assert_allclose(shifted, np.clip(raw + offsets, SCALE.low, SCALE.high), atol=1e-5)
 
 
+def test_the_offset_grid_scores_each_setting_as_the_model_then_predicts() -> None:
+    """Each key of the validation grid is the RMSE of what the model predicts under that
+    setting: "3.0" the intercept alone, "3.0+30.0" with the attribute weights beside it."""
+    model = random_model(attributes=ATTRIBUTED["attributes"])
+    rng = np.random.default_rng(0)
+    found = []
+    for n in (4, 7, 0, 9):
+        history = History(rng.permutation(30)[:n], rng.integers(1, 6, n).astype(np.float32))
+        items = np.setdiff1d(np.arange(30), history.items)[:3]
+        [predicted] = predict_ratings(model, [history], [items])
+        found.append((history, predicted.astype(np.float64),
+                      rng.integers(1, 6, 3).astype(np.float64), items))
+    config = RatingTrainConfig(history_offset_shrinks=(3.0,), attribute_ridges=(30.0,))
+    grid = _offset_rmse(model, found, config, torch.device("cpu"))
+    assert set(grid) == {"none", "3.0", "3.0+30.0"}
+    for key in ("3.0", "3.0+30.0"):
+        shrink, ridge = _offset_setting(key)
+        model.config = replace(model.config, history_offset_shrink=shrink, attribute_ridge=ridge)
+        errors = np.concatenate([predict_ratings(model, [h], [items])[0] - truth
+                                 for h, _, truth, items in found])
+        assert grid[key] == pytest.approx(float(np.sqrt(np.mean(errors**2))), abs=1e-5)
+    assert grid["3.0+30.0"] != grid["3.0"]
+
+
 def test_offset_settings_are_named_by_their_grid_keys() -> None:
     assert _offset_setting("none") == (None, None)
     assert _offset_setting("3.0") == (3.0, None)
