@@ -152,6 +152,8 @@ def _rating_with(
     if rating_model.config.attributes:
         # A folded item's attributes are not kept: the history offset weighs none of them.
         appended["item_attributes"] = torch.zeros(len(folded), len(rating_model.config.attributes))
+    if rating_model.config.item_offsets:
+        appended["item_offsets"] = torch.zeros(len(folded))  # no raters' residuals yet
     for key, extra in appended.items():
         state[key] = torch.cat([state[key], extra.to(state[key].device)])
     n = rating_model.n_items + len(folded)

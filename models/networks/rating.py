@@ -26,7 +26,9 @@ validation split after training (None: off). u1 RMSE 0.9217 -> 0.9178 (bench/fin
 With item attributes (a catalogue's genres, `attributes`), the same ridge fit also weighs
 each attribute, so the offset of target i is w_0 + a_i . w: a user who rates comedies
 below what the model expects gets that, per request, from their own residuals (u1 RMSE
-about 0.005 lower, bench/findings.md).
+about 0.005 lower, bench/findings.md). Last, each item's own offset c_i: the shrunk mean
+of its raters' residuals as serving predicts them, learned after training like any item
+row (trained on sampled contexts, the model errs by item when it reads whole histories).
 
 Shapes: H histories of length L (padded, `hist_mask`), each with C targets (padded,
 `target_mask`). Training uses H = batch, C = 1; one user's ranking uses H = 1, C = candidates;
@@ -80,6 +82,11 @@ class RatingModelConfig:
     # weights, set by training from the validation split (None: the offset is one number).
     attributes: tuple[str, ...] = ()
     attribute_ridge: float | None = None
+    # Each item's own offset c_i, added at inference: its raters' residuals as serving
+    # predicts them (each history item from the others, with the history offset), shrunk;
+    # set by training (`item_offsets` buffer, zeros where validation prefers none). False:
+    # none, as artifacts written before it.
+    item_offsets: bool = True
     max_context: int = 512  # newest history items used at inference (deterministic)
 
     def to_dict(self) -> dict:
@@ -88,7 +95,8 @@ class RatingModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> RatingModelConfig:
         """Manifests written before `opinion_attention` have none."""
-        return cls(**{"opinion_attention": 0.0, **data, "hidden": tuple(data.get("hidden", ())),
+        return cls(**{"opinion_attention": 0.0, "item_offsets": False, **data,
+                      "hidden": tuple(data.get("hidden", ())),
                       "attributes": tuple(data.get("attributes", ()))})
 
 
@@ -143,6 +151,7 @@ class RatingModel(nn.Module):
         # where there are any (artifacts written before them have none).
         self.register_buffer("item_attributes", torch.zeros(n, len(config.attributes)),
                              persistent=bool(config.attributes))
+        self.register_buffer("item_offsets", torch.zeros(n), persistent=config.item_offsets)
 
     @property
     def n_items(self) -> int:
@@ -169,13 +178,21 @@ class RatingModel(nn.Module):
         else computed here."""
         out = self._attend(hist_items, hist_ratings, hist_mask, targets, target_mask,
                            context_mask)
-        if not calibrated or self.config.history_offset_shrink is None:
+        if not calibrated:
             return out
-        if offset is None:
+        if offset is None and self.config.history_offset_shrink is not None:
             offset = self.history_offset(hist_items, hist_ratings, hist_mask)
-        rating = (out.rating + self.offset_of(offset, targets)).clamp(self.scale.low,
-                                                                      self.scale.high)
+        rating = self._calibrated(out.rating, offset, targets)
         return RatingOutput(rating=rating, attention=out.attention, logits=out.logits)
+
+    def _calibrated(self, rating: Tensor, offset: Tensor | None, targets: Tensor) -> Tensor:
+        """Ratings of `targets` shifted by the history offset (its weights `offset`, None
+        for none) and each target's item offset, within the scale."""
+        if offset is not None:
+            rating = rating + self.offset_of(offset, targets)
+        if self.config.item_offsets:
+            rating = rating + self.item_offsets[targets]
+        return rating.clamp(self.scale.low, self.scale.high)
 
     def history_offset(self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor
                        ) -> Tensor:
@@ -283,7 +300,10 @@ class RatingModel(nn.Module):
         inner-product head and no `offsets`, the history's items join the targets in one
         pass."""
         if self.config.history_offset_shrink is None:
-            return self._leave_one_out(hist_items, hist_ratings, targets, positions)
+            whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
+                                                            positions)
+            return (self._calibrated(whole, None, targets), attention,
+                    self._calibrated(without, None, targets))
         if offsets is None and self._linear_in_attention:
             c = targets.shape[0]
             whole, attention, without = self._leave_one_out(
@@ -297,9 +317,8 @@ class RatingModel(nn.Module):
             if offsets is None:
                 offsets = self.offsets_without(hist_items, hist_ratings, positions)
         weights, weights_without = offsets
-        low, high = self.scale.low, self.scale.high
-        return ((whole + self.offset_of(weights, targets)).clamp(low, high), attention,
-                (without + self.offset_of(weights_without, targets)).clamp(low, high))
+        return (self._calibrated(whole, weights, targets), attention,
+                self._calibrated(without, weights_without, targets))
 
     def offsets_without(
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor

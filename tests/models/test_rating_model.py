@@ -287,7 +287,7 @@ ATTRIBUTED = {"attributes": ("comedy", "drama", "war"), "attribute_ridge": 2.0}
 
 
 @pytest.mark.parametrize(
-    ("head", "attentive_bias", "offset_shrink", "opinion", "attributed"),
+    ("head", "attentive_bias", "offset_shrink", "opinion", "every_offset"),
     [("mlp1", True, None, 1.0, False), ("mlp2", True, None, 1.0, False),
      ("dot", True, None, 1.0, False), ("dot", False, None, 1.0, False),
      ("dot", True, 3.0, 1.0, False), ("mlp1", True, 3.0, 1.0, False),
@@ -297,11 +297,14 @@ ATTRIBUTED = {"attributes": ("comedy", "drama", "war"), "attribute_ridge": 2.0}
 )
 def test_leave_one_out_equals_real_removal_for_every_head(
     head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float,
-    attributed: bool,
+    every_offset: bool,
 ) -> None:
+    """every_offset: the history offset weighs item attributes, and each item has its own."""
     model = random_model(head=head, attentive_bias=attentive_bias,
                          history_offset_shrink=offset_shrink, opinion_attention=opinion,
-                         **(ATTRIBUTED if attributed else {}))
+                         **(ATTRIBUTED if every_offset else {}))
+    if every_offset:
+        model.item_offsets.copy_(0.3 * torch.randn(model.n_items))
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
     targets, positions = np.array([7, 25, 9]), np.arange(5)
     with torch.inference_mode():
@@ -416,6 +419,26 @@ def test_the_offset_grid_scores_each_setting_as_the_model_then_predicts() -> Non
     assert grid["3.0+30.0"] != grid["3.0"]
 
 
+def _history_and(history: History, targets: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """One history and its targets as the model's (items, ratings, mask, targets)."""
+    batch = pad_batch([history], [targets])
+    return batch.hist_items, batch.hist_ratings, batch.hist_mask, batch.targets
+
+
+def test_each_target_is_shifted_by_its_item_offset() -> None:
+    model = random_model(history_offset_shrink=3.0)
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
+    targets = np.array([7, 25, 9, 11])
+    [before] = predict_ratings(model, [history], [targets])
+    shifts = 0.1 * torch.arange(1, model.n_items + 1, dtype=torch.float32)
+    model.item_offsets.copy_(shifts)
+    [after] = predict_ratings(model, [history], [targets])
+    inside = (before > SCALE.low) & (before < SCALE.high)
+    assert inside.sum() >= 2  # random weights: most predictions are not at the scale's ends
+    np.testing.assert_allclose(after[inside], np.clip(before + shifts.numpy()[targets], 1, 5
+                                                      )[inside], atol=1e-5)
+
+
 def test_offset_settings_are_named_by_their_grid_keys() -> None:
     assert _offset_setting("none") == (None, None)
     assert _offset_setting("3.0") == (3.0, None)
@@ -429,4 +452,38 @@ def test_training_keeps_the_history_offset_validation_prefers(
     assert set(grid) == {"none", *map(str, SMALL_TRAIN.history_offset_shrinks)}
     kept = trained.model.config.history_offset_shrink
     assert grid["none" if kept is None else str(kept)] == min(grid.values())
-    assert trained.validation_rmse == min(grid.values())
+    # The item offsets' grid starts from that choice, predicted as serving predicts.
+    items = trained.item_offset_rmse
+    assert set(items) == {"none", *map(str, SMALL_TRAIN.item_offset_shrinks)}
+    assert items["none"] == pytest.approx(min(grid.values()), abs=1e-5)
+    assert trained.validation_rmse == min(items.values())
+
+
+def test_item_offsets_are_their_raters_shrunk_mean_residual_as_serving_predicts(
+    trained: RatingTrainResult, encoded: EncodedRatings,
+) -> None:
+    """c_i = sum of residuals / (raters + lambda) over the training users' histories (each
+    item predicted from the others, with the history offset where the model has one),
+    lambda the grid's choice."""
+    grid = trained.item_offset_rmse
+    chosen = min(grid, key=grid.get)
+    found = trained.model.item_offsets.numpy()
+    if chosen == "none":
+        assert not found.any()
+        return
+    fit, _ = per_user_holdout(encoded, SMALL_TRAIN.val_fraction, seed=SMALL_TRAIN.seed)
+    sums, counts = np.zeros(len(found)), np.zeros(len(found))
+    model = trained.model
+    for user in range(len(fit.timelines.lengths)):
+        history = fit.timelines.history(user)
+        with torch.inference_mode():
+            own = [model(*_history_and(history.without(p), history.items[p : p + 1])
+                         ).rating[0, 0].item() for p in range(len(history))]  # uncalibrated
+            whole = _history_and(history, np.zeros(0, np.int64))
+            offsets = 0.0
+            if model.config.history_offset_shrink is not None:
+                weights = model.history_offset(*whole[:3])
+                offsets = model.offset_of(weights, whole[0])[0].numpy()
+        np.add.at(sums, history.items, history.ratings - np.array(own) - offsets)
+        np.add.at(counts, history.items, 1.0)
+    np.testing.assert_allclose(found, sums / (counts + float(chosen)), atol=1e-4)
