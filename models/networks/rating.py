@@ -94,7 +94,8 @@ class RatingModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RatingModelConfig:
-        """Manifests written before `opinion_attention` have none."""
+        """Manifests written before `opinion_attention`, `attributes` or `item_offsets`
+        have none of them."""
         return cls(**{"opinion_attention": 0.0, "item_offsets": False, **data,
                       "hidden": tuple(data.get("hidden", ())),
                       "attributes": tuple(data.get("attributes", ()))})
@@ -324,9 +325,10 @@ class RatingModel(nn.Module):
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor
     ) -> tuple[Tensor, Tensor]:
         """The history offset's weights for one history (L,), with the whole history (W,)
-        and with the item at each of `positions` (P,) removed (P, W). Removing item p takes its own
-        residual out of the offset and changes every other item's prediction, so they come
-        from the uncalibrated leave-one-out of the history itself (targets = the history).
+        and with the item at each of `positions` (P,) removed (P, W). Removing item p takes
+        its own residual out of the offset and changes every other item's prediction, so
+        they come from the uncalibrated leave-one-out of the history itself (targets = the
+        history).
         They depend on the history alone: a request that ranks and explains computes them
         once, for its predicted ratings and for their leave-one-out."""
         if not self._linear_in_attention:
