@@ -79,8 +79,9 @@ def _assemble(artifact: Artifact, folded: dict[str, FoldedItem], mirror: Catalog
               prior: AttributePrior) -> ServedModel:
     models = artifact
     if folded:
+        genres = [item.genres if (item := mirror.get(i)) else [] for i in folded]
         rating, ranking = with_items(artifact.rating_model, artifact.ranking_model,
-                                     list(folded.values()))
+                                     list(folded.values()), genres)
         models = replace(artifact, rating_model=rating, ranking_model=ranking)
     predictor = Predictor(models, device, settings.like_weight, settings.recommend_depth)
     sources: list[Embedded] = ["trained"] * len(artifact.item_ids)

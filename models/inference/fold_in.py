@@ -116,12 +116,16 @@ class Rater:
 
 
 def with_items(
-    rating_model: RatingModel | None, ranking_model: RankingModel, folded: Sequence[FoldedItem]
+    rating_model: RatingModel | None, ranking_model: RankingModel, folded: Sequence[FoldedItem],
+    genres: Sequence[Sequence[str]] | None = None,
 ) -> tuple[RatingModel | None, RankingModel]:
     """New models (eval mode) whose item tables end with the folded rows, at n_items,
-    n_items + 1, ...; the originals are untouched, so they keep serving meanwhile."""
+    n_items + 1, ...; the originals are untouched, so they keep serving meanwhile.
+    genres: each folded item's, for the rating model's attributes (none when None)."""
     rows = lambda get: torch.tensor(np.stack([get(f) for f in folded]), dtype=torch.float32)  # noqa: E731
-    rating = None if rating_model is None else _rating_with(rating_model, folded, rows)
+    rating = None
+    if rating_model is not None:
+        rating = _rating_with(rating_model, folded, rows, genres or [[]] * len(folded))
 
     state = {k: v.detach().clone() for k, v in ranking_model.state_dict().items()}
     embeddings = torch.cat([state.pop("item_embeddings"),
@@ -138,7 +142,8 @@ def with_items(
 
 
 def _rating_with(
-    rating_model: RatingModel, folded: Sequence[FoldedItem], rows: Callable
+    rating_model: RatingModel, folded: Sequence[FoldedItem], rows: Callable,
+    genres: Sequence[Sequence[str]],
 ) -> RatingModel:
     state = {k: v.detach().clone() for k, v in rating_model.state_dict().items()}
     appended = {
@@ -149,9 +154,9 @@ def _rating_with(
         appended["implicit.weight"] = rows(lambda f: f.implicit)
     if rating_model.item_bias is not None:
         appended["item_bias.weight"] = rows(lambda f: np.array([f.rating_bias]))
-    if rating_model.config.attributes:
-        # A folded item's attributes are not kept: the history offset weighs none of them.
-        appended["item_attributes"] = torch.zeros(len(folded), len(rating_model.config.attributes))
+    if rating_model.config.attributes:  # genres the training vocabulary lacks weigh nothing
+        appended["item_attributes"] = torch.from_numpy(
+            one_hot(genres, rating_model.config.attributes)).float()
     if rating_model.config.item_offsets:
         appended["item_offsets"] = torch.zeros(len(folded))  # no raters' residuals yet
     for key, extra in appended.items():

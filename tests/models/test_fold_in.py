@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -81,6 +82,21 @@ def test_with_items_leaves_trained_items_and_originals_unchanged(models) -> None
         assert torch.equal(value, before_state[key]), key
     np.testing.assert_array_equal(rating_new.structure.weight[N_ITEMS].detach().numpy(),
                                   folded[0].structure)
+
+
+def test_a_folded_item_brings_its_genres_to_the_history_offset(models) -> None:
+    """The offset weighs the genres of the training vocabulary; a folded item's genres
+    join the attribute rows (one outside the vocabulary weighs nothing)."""
+    rating, ranking = models
+    config = replace(rating.config, attributes=("a", "b"), attribute_ridge=3.0,
+                     history_offset_shrink=1.0)
+    attributed = RatingModel(config, N_ITEMS, SCALE)
+    attributed.load_state_dict({**rating.state_dict(),
+                                "item_attributes": torch.zeros(N_ITEMS, 2)})
+    folded = [mean_item(rating, ranking)] * 3
+    grown, _ = with_items(attributed.eval(), ranking, folded, [["b"], ["a", "z"], []])
+    np.testing.assert_array_equal(grown.item_attributes[N_ITEMS:].numpy(),
+                                  [[0, 1], [1, 0], [0, 0]])
 
 
 def test_fit_moves_predictions_toward_the_raters(models) -> None:
