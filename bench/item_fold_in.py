@@ -302,7 +302,7 @@ def main() -> None:
     ctx = Context(
         base=base,
         prior=attribute_prior(base.rating_model, base.ranking_model,
-                              [catalogue.genres.get(i, []) for i in base.item_ids.ids]),
+                              catalogue.genres_of(base.item_ids.ids)),
         mean=mean_item(base.rating_model, base.ranking_model),
         line=timeline(table, trained, base.item_ids),
         retrained=retrained,

@@ -128,7 +128,7 @@ def main() -> None:
     data = EncodedRatings.encode(split.train)
     catalogue = Catalogue.empty() if args.no_genres else read_items(args.data / "u.item")
     result = train_rating_model(data, scale, config, progress=False,
-                                genres=[catalogue.genres.get(i, []) for i in data.item_ids.ids])
+                                genres=catalogue.genres_of(data.item_ids.ids))
     ours, unknown = predict_table(
         result.model, data.item_ids, split.revealed, split.hidden, result.device,
     )

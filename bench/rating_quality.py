@@ -60,7 +60,7 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str, genres: boo
         data = EncodedRatings.encode(train_table)
         result = train_rating_model(
             data, scale, config, progress=False,
-            genres=[catalogue.genres.get(i, []) for i in data.item_ids.ids])
+            genres=catalogue.genres_of(data.item_ids.ids))
         predicted, _ = predict_table(
             result.model, data.item_ids, train_table, test_table, result.device,
         )

@@ -65,7 +65,7 @@ class ServedModel:
 def serve(artifact: Artifact, folded: dict[str, FoldedItem], mirror: CatalogueMirror,
           settings: Settings, device: torch.device) -> ServedModel:
     """A version ready to serve: models on the device, FAISS built, one job scored (warm)."""
-    genres = [artifact.catalogue.genres.get(i, []) for i in artifact.item_ids.ids]
+    genres = artifact.catalogue.genres_of(artifact.item_ids.ids)
     prior = attribute_prior(artifact.rating_model, artifact.ranking_model, genres)
     served = _assemble(artifact, folded, mirror, settings, device, None, prior)
     job = ScoreJob(History.empty(), np.arange(min(len(served.catalogue), 16)), "recommended",

@@ -181,6 +181,10 @@ class Catalogue:
     def title(self, item_id: str) -> str:
         return self.titles.get(item_id, "")
 
+    def genres_of(self, item_ids: Iterable[str]) -> list[list[str]]:
+        """Each item's genres, in the order of `item_ids` (none for an item without)."""
+        return [self.genres.get(i, []) for i in item_ids]
+
     @classmethod
     def empty(cls) -> Catalogue:
         return cls({}, {})

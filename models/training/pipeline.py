@@ -43,7 +43,7 @@ def build_artifact(
     data = EncodedRatings.encode(table)
     rating = None
     if rating_config is not None:
-        genres = [catalogue.genres.get(i, []) for i in data.item_ids.ids]
+        genres = catalogue.genres_of(data.item_ids.ids)
         rating = train_rating_model(data, scale, rating_config, progress=progress, genres=genres)
     else:
         ranking_config = replace(ranking_config, model=replace(ranking_config.model,
