@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.networks.leave_one_out import sums_kept
+from models.networks.leave_one_out import row_sums_without
 
 
 class ItemItem(nn.Module):
@@ -53,10 +53,11 @@ class ItemItem(nn.Module):
         flat = (hist_items[:, None] * n_items + targets[None, :]).reshape(-1)
         pairs = self.weights.view(-1).index_select(0, flat).view(-1, targets.shape[0])  # (L, C)
         counts = item_counts(hist_ratings, self.liked, self.unliked).to(pairs.dtype)  # (L,)
-        sums = sums_kept(torch.cat([counts[None, :], (pairs * counts[:, None]).T]), positions)
-        kept, sums = sums[:, :1], sums[:, 1:]  # (1 + P, 1), (1 + P, C)
+        sums = row_sums_without(torch.cat([counts[None, :], (pairs * counts[:, None]).T]),
+                                positions)
+        kept, sums = sums[:1], sums[1:]  # (1, 1 + P), (C, 1 + P)
         means = torch.where(kept > 0, sums / kept.clamp(min=1e-12), 0.0) * self.weight
-        return means[0], means[1:]
+        return means[:, 0], means[:, 1:].T
 
     def grown(self, n_items: int) -> Tensor:
         """B padded with zeros to `n_items` items: an item folded in after training has no

@@ -30,10 +30,26 @@ def sums_without(before: Tensor, now: Tensor, positions: Tensor) -> Tensor:
     return torch.cat([suffix[:1], left[positions] + suffix[positions + 1]])
 
 
-def sums_kept(rows: Tensor, positions: Tensor) -> Tensor:
-    """(1 + P, R): the sums of each of `rows` (R, L) over its L columns, then, for each of
-    `positions` (P,), the sums without that column. One matrix product with a keep-mask:
-    the rating model's leave-one-out, where removing a column changes no other."""
-    keep = rows.new_ones(1 + positions.shape[0], rows.shape[1])
-    keep[torch.arange(1, keep.shape[0], device=keep.device), positions] = 0.0
-    return keep @ rows.T
+def row_sums_without(rows: Tensor, positions: Tensor) -> Tensor:
+    """(R, 1 + P): the sums of each of `rows` (R, L) over its L columns, then, for each of
+    `positions` (P,), the sums without that column: the rating model's leave-one-out,
+    where removing a column changes no other.
+
+    Exclusive prefix and suffix sums along each row, O(R L) for every position together
+    where a keep-mask product was O(P R L): for a 512-item history's offset (2048 rows),
+    4.6 ms against 17 ms; alike at 128 items (bench/findings.md). Every position in order
+    (the usual call) adds them in place rather than gathering."""
+    r, n = rows.shape
+    suffix = rows.flip(1).cumsum(1).flip(1)  # [:, p]: the columns from p on
+    every = torch.arange(n, device=positions.device)
+    if 0 < n == positions.shape[0] and bool((positions == every).all()):
+        out = rows.new_empty(r, n + 1)
+        out[:, 0] = suffix[:, 0]
+        out[:, 1:n] = suffix[:, 1:]  # [:, 1 + p]: the columns after p ...
+        out[:, n] = 0.0
+        out[:, 2:] += rows[:, :-1].cumsum(1)  # ... and those before it
+        return out
+    zero = rows.new_zeros(r, 1)
+    before = torch.cat([zero, rows.cumsum(1)], 1)  # [:, p]: the columns before p
+    after = torch.cat([suffix, zero], 1)
+    return torch.cat([after[:, :1], before[:, positions] + after[:, positions + 1]], 1)

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from models.data.table import RatingScale
-from models.networks.leave_one_out import sums_kept
+from models.networks.leave_one_out import row_sums_without
 
 Head = Literal["dot", "mlp1", "mlp2"]
 
@@ -395,8 +395,8 @@ class RatingModel(nn.Module):
         rating = mu + b_i + b_u + sum_j att_ij ((r_j - mu - b_j - b_u) / half * t_j + y_j) . m_i,
         and removing item p only renormalises the others' attention. So every (target,
         item) product is computed once, (C, L), and every variant's attention-weighted sums
-        come from one matrix product of a keep-mask with them (each sums the items it keeps,
-        never a difference of sums, so removing a dominant item loses no precision).
+        come from prefix and suffix sums over them (each sums the items it keeps, never a
+        difference of sums, so removing a dominant item loses no precision).
         Other heads run `_attend` once per variant slot, each with its own context mask."""
         n, v = hist_items.shape[0], positions.shape[0] + 1
         if not self._linear_in_attention:
@@ -431,33 +431,33 @@ class RatingModel(nn.Module):
             pulled = pulled + products[:, 2 * n:]
         in_context = own.to(weight.dtype)
         # Per (target, item): weight, weight r, weight pulled, weight taste and, for the
-        # plain user bias, r in context; summed per variant, (V, K, C).
+        # plain user bias, r in context; summed per variant, (K, C, V).
         rows = [weight, weight * residual, weight * pulled, weight * taste]
         if not self.config.attentive_bias:
             rows.append(in_context * residual)
         c, k = targets.shape[0], len(rows)
-        sums = sums_kept(torch.stack(rows).view(k * c, n), positions).view(v, k, c)
+        sums = row_sums_without(torch.stack(rows).view(k * c, n), positions).view(k, c, v)
         # Each variant's context size: a count, so the difference is exact.
-        removed = torch.cat([in_context.new_zeros(1, c), in_context[:, positions].T])
-        n_context = in_context.sum(-1)[None, :] - removed  # (V, C)
-        mass = sums[:, 0]  # (V, C)
+        removed = torch.cat([in_context.new_zeros(c, 1), in_context[:, positions]], 1)
+        n_context = in_context.sum(-1, keepdim=True) - removed  # (C, V)
+        mass = sums[0]  # (C, V)
         has_mass = mass > 0
         mean_r, mean_pulled, mean_taste = (
-            torch.where(has_mass, sums[:, j] / mass, 0.0) for j in (1, 2, 3)
+            torch.where(has_mass, sums[j] / mass, 0.0) for j in (1, 2, 3)
         )
         shrink = n_context + self.config.user_bias_reg
         if self.config.attentive_bias:
             user_bias = mean_r * n_context / shrink
         else:
-            user_bias = sums[:, 4] / shrink
-        raw = mean_pulled - user_bias * mean_taste  # (V, C)
+            user_bias = sums[4] / shrink
+        raw = mean_pulled - user_bias * mean_taste  # (C, V)
         default = m_target @ self.default_user  # (C,): an empty context
-        raw = torch.where(n_context > 0, raw, default)
-        rating = self.global_mean + self.item_bias(targets).squeeze(-1) + user_bias + raw
-        rating = rating.clamp(self.scale.low, self.scale.high)  # (V, C)
-        total = mass[0][:, None]  # (C, 1)
+        raw = torch.where(n_context > 0, raw, default[:, None])
+        rating = self.global_mean + self.item_bias(targets) + user_bias + raw
+        rating = rating.clamp(self.scale.low, self.scale.high)  # (C, V)
+        total = mass[:, :1]  # (C, 1)
         attention = torch.where(total > 0, weight / total, 0.0)
-        return rating[0], attention, rating[1:]
+        return rating[:, 0], attention, rating[:, 1:].T
 
     def _key_offset(self, hist_ratings: Tensor, hist_bias: Tensor | None) -> Tensor:
         """The attention logit's offset for each history item, from its rating alone: the
