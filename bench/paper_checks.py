@@ -16,7 +16,7 @@ head, all on u1 in one run:
                 64 sampled context items in training, MLP2 one layer deeper than MLP1 (what
                 remains of ours: the learned attention sharpness, and the whole history
                 rather than 128 sampled items at test time)
-    attentive   our model, each head at the RatingTrainConfig defaults
+    attentive   our model, each head at the RatingTrainConfig defaults, with u.item's genres
     vae         Jin et al.'s cross-feedback VAE (bench/cross_feedback_vae.py)
 
 Every model is early-stopped on the same per-user 10% validation split of u1.base, refit
@@ -48,7 +48,7 @@ from bench.lookup_embeddings import (
 )
 from bench.record import append_result, provenance
 from models.data.encoded import EncodedRatings
-from models.data.readers import MOVIELENS_SCALE
+from models.data.readers import MOVIELENS_SCALE, read_items
 from models.data.splits import split_canonical
 from models.data.table import RatingTable
 from models.evaluation.rating import mae, predict_table, rmse
@@ -102,13 +102,15 @@ def run_grid(data: EncodedRatings, test: RatingTable) -> dict[str, dict]:
 
 def run_attentive(
     data: EncodedRatings, train: RatingTable, test: RatingTable,
-    configs: dict[str, RatingTrainConfig],
+    configs: dict[str, RatingTrainConfig], genres: list[list[str]] | None = None,
 ) -> dict[str, dict]:
     """{name: scores} of our attentive network trained on `data` (`train` encoded) with
-    each config; a test user's history is all of their `train` ratings."""
+    each config and, given, the items' genres (as the product trains it); a test user's
+    history is all of their `train` ratings."""
     rows = {}
     for name, config in configs.items():
-        result = train_rating_model(data, MOVIELENS_SCALE, config, progress=False)
+        result = train_rating_model(data, MOVIELENS_SCALE, config, progress=False,
+                                    genres=genres)
         predicted, _ = predict_table(result.model, data.item_ids, train, test, result.device)
         rows[name] = _said(name, {
             **_scores(predicted, test), "train_s": round(result.seconds, 1),
@@ -198,7 +200,7 @@ def main() -> None:
         base = RatingTrainConfig()
         rows |= run_attentive(data, train, test, {
             f"attentive_{head}": given(base, model=given(base.model, head=head))
-            for head in HEADS})
+            for head in HEADS}, read_items(args.data / "u.item").genres_of(data.item_ids.ids))
     vae_config = CrossFeedbackConfig()
     if "vae" in args.only:
         rows["cross_feedback_vae"] = run_vae(data, test, vae_config)
@@ -223,6 +225,7 @@ def main() -> None:
         "lookup_config": LookupConfig().to_dict(),
         "vae_config": vae_config.to_dict(),
         "attentive_config": RatingTrainConfig().to_dict(),
+        "attentive_genres": "u.item",  # the attentive rows train on the items' genres
         "as_written_configs": {head: as_written_config(head).to_dict() for head in HEADS},
         "wall_s": seconds,
     }
