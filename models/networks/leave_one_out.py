@@ -32,8 +32,8 @@ def sums_without(before: Tensor, now: Tensor, positions: Tensor) -> Tensor:
 
 def row_sums_without(rows: Tensor, positions: Tensor) -> Tensor:
     """(R, 1 + P): the sums of each of `rows` (R, L) over its L columns, then, for each of
-    `positions` (P,), the sums without that column: the rating model's leave-one-out,
-    where removing a column changes no other.
+    `positions` (P,), the sums without that column: the leave-one-out of the rating model
+    and of the ranker's item-to-item term, where removing a column changes no other.
 
     Exclusive prefix and suffix sums along each row, O(R L) for every position together
     where a keep-mask product was O(P R L): for a 512-item history's offset (2048 rows),
