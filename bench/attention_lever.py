@@ -23,7 +23,7 @@ import torch
 
 from bench.record import append_result
 from models.data.encoded import EncodedRatings
-from models.data.readers import MOVIELENS_SCALE
+from models.data.readers import MOVIELENS_SCALE, read_items
 from models.data.splits import split_canonical
 from models.data.table import IdMap, RatingTable
 from models.evaluation.rating import histories_by_user, predict_table, rmse
@@ -67,17 +67,20 @@ def main() -> None:
     args = parser.parse_args()
     train, test = split_canonical(args.data, 1)
     data = EncodedRatings.encode(train)
+    genres = read_items(args.data / "u.item").genres_of(data.item_ids.ids)
     base = RatingTrainConfig()
     results = {}
     for name in args.variants:
         config = replace(base, model=replace(base.model, **VARIANTS[name]))
-        result = train_rating_model(data, MOVIELENS_SCALE, config, progress=False)
+        result = train_rating_model(data, MOVIELENS_SCALE, config, progress=False,
+                                    genres=genres)
         predicted, _ = predict_table(result.model, data.item_ids, train, test)
         results[name] = {"u1_rmse": rmse(predicted, test.ratings),
                          "top_attention_bigger_lever": lever(result.model, train, data.item_ids),
                          "best_epoch": result.best_epoch}
         print(name, results[name], flush=True)
-    print(f"appended to {append_result('attention_lever', {'results': results})}")
+    record = {'results': results, 'genres': 'u.item'}
+    print(f"appended to {append_result('attention_lever', record)}")
 
 
 if __name__ == "__main__":
