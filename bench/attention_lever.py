@@ -1,9 +1,10 @@
 """Does the rating model's attention single out the item that matters? u1, both user biases.
 
-For each variant, the rating model is trained on GroupLens's u1.base; its u1.test RMSE is
-measured, and, for 200 (user, unrated item) pairs (40 u1 users, 5 items each, seed 0),
-whether removing the history item with the most attention moves the predicted rating more
-than removing a random other one (exact leave-one-out, as `/v1/users/{id}/explanations`).
+For each variant, the rating model is trained on GroupLens's u1.base with u.item's
+genres; its u1.test RMSE is measured, and, for 200 (user, unrated item) pairs (40 u1
+users, 5 items each, seed 0), whether removing the history item with the most attention
+moves the predicted rating more than removing a random other one (exact leave-one-out,
+as `/v1/users/{id}/explanations`).
 Variants: the paper's user bias (the plain shrunk mean of the context's residuals), the
 default (weighted by the attention, and the attention leaning toward ratings far from the
 item's usual one), the default without that lean, and the default with a learned
