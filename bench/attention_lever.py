@@ -80,7 +80,7 @@ def main() -> None:
                          "top_attention_bigger_lever": lever(result.model, train, data.item_ids),
                          "best_epoch": result.best_epoch}
         print(name, results[name], flush=True)
-    record = {'results': results, 'genres': 'u.item'}
+    record = {"results": results, "genres": "u.item"}
     print(f"appended to {append_result('attention_lever', record)}")
 
 
