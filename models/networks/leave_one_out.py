@@ -18,14 +18,17 @@ def sums_without(before: Tensor, now: Tensor, positions: Tensor) -> Tensor:
     fastest; every position in order (the usual call) adds them in place rather than
     gathering."""
     n = now.shape[0]
-    zero = now.new_zeros(1, *now.shape[1:])
-    suffix = torch.cat([now.flip(0).cumsum(0).flip(0), zero])  # [p]: the rows from p on
+    from_end = now.flip(0).cumsum(0)  # [j]: the last j + 1 rows
     every = torch.arange(n, device=positions.device)
     if 0 < n == positions.shape[0] and bool((positions == every).all()):
-        # [1 + p]: the rows before p (before[:p]), then those after it (suffix[p + 1]).
-        out = torch.cat([suffix[:1], zero, before[:-1].cumsum(0)])
-        out[1:] += suffix[1:]
+        out = now.new_empty(n + 1, *now.shape[1:])
+        out[0] = from_end[-1]
+        out[1] = 0.0
+        torch.cumsum(before[:-1], 0, out=out[2:])  # [1 + p]: the rows before p ...
+        out[1:n] += from_end[:-1].flip(0)  # ... and those after it
         return out
+    zero = now.new_zeros(1, *now.shape[1:])
+    suffix = torch.cat([from_end.flip(0), zero])  # [p]: the rows from p on
     left = torch.cat([zero, before.cumsum(0)])
     return torch.cat([suffix[:1], left[positions] + suffix[positions + 1]])
 

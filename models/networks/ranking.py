@@ -330,10 +330,11 @@ class RankingModel(nn.Module):
         before = weight_before.T[..., None] * torch.cat([ones, values_before], dim=1)[:, None, :]
         sums = sums_without(before, now, positions)
         mass, sums = sums[..., :1], sums[..., 1:]  # (V, C, 1), (V, C, w); variant 0: whole
-        pooled = torch.where(mass > 0, sums / mass, 0.0)
+        # Nothing to attend to (no mass) leaves the sums 0: dividing them by 1 pools nothing.
+        pooled = sums / torch.where(mass > 0, mass, 1.0)
         total = mass[0]  # (C, 1)
         attention = torch.where(total > 0, weight_now / total, 0.0)
-        return z[None] + pooled, attention
+        return pooled.add_(z), attention
 
     def _mapped(self, values: Tensor, outputs: Tensor | None) -> Tensor:
         """phi . v for each value row: (L,) with the shared phi, (C, L) with the query's."""
