@@ -250,7 +250,7 @@ class RankingModel(nn.Module):
         # that remove an item newer than the oldest of them.
         start = max(0, n - 1 - self.config.recency) if self.config.recency else n
         window = slice(start, n)
-        moved = torch.nonzero(removed > start).squeeze(1)  # (M,) variants
+        moved = _as_slice(torch.nonzero(removed > start).squeeze(1), len(removed))  # M variants
         older_window = older[moved][..., window]  # (M, 1, W)
         z, outputs = self._query_side(targets, 1, item_side)  # (1, C, w)
         sides = self._two_ages(hist_items, hist_ratings, item_side)
@@ -259,10 +259,11 @@ class RankingModel(nn.Module):
             keys_now, keys_before, values_now, values_before = sides[hop]
             flat = z.reshape(-1, z.shape[-1])  # (V C, w): one matrix product, not V small ones
             logits = (flat @ keys_now.T).view(*z.shape[:2], n)  # (V, C, L)
-            if len(moved):
+            if len(older_window):
                 shifted = z[moved].reshape(-1, z.shape[-1]) @ keys_before[window].T
                 logits[moved, :, start:] = torch.where(
-                    older_window, shifted.view(len(moved), z.shape[1], -1), logits[moved, :, start:]
+                    older_window, shifted.view(len(older_window), z.shape[1], -1),
+                    logits[moved, :, start:],
                 )
             logits[variants, :, positions] = float("-inf")  # the removed item
             if anyone_own:
@@ -290,23 +291,22 @@ class RankingModel(nn.Module):
     ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
         """Each hop's (keys, keys a step newer, values, values a step newer), (L, w) each:
         an item older than a removed one takes the "a step newer" row."""
+        projections = self._item_projections(hist_items[None], hist_ratings[None], item_side)
+        if not self.config.recency:
+            return [(keys[0], keys[0], values[0], values[0]) for keys, values in projections]
+        # Every hop's keys, then values, side by side (L, 2 K w), as their age tables: each
+        # age is one gather and one sum for all hops.
+        stacked = torch.cat([keys[0] for keys, _ in projections]
+                            + [values[0] for _, values in projections], dim=-1)
+        ages = torch.cat([table.weight for table in (*self.age_keys, *self.age_values)], dim=-1)
         n = hist_items.shape[0]
         since_newest = n - 1 - torch.arange(n, device=hist_items.device)
-        out = []
-        for hop, (keys, values) in enumerate(
-            self._item_projections(hist_items[None], hist_ratings[None], item_side)
-        ):
-            keys, values = keys[0], values[0]
-            if not self.config.recency:
-                out.append((keys, keys, values, values))
-                continue
-            now = since_newest.clamp(0, self.config.recency)
-            before = (since_newest - 1).clamp(0, self.config.recency)
-            out.append((
-                keys + self.age_keys[hop](now), keys + self.age_keys[hop](before),
-                values + self.age_values[hop](now), values + self.age_values[hop](before),
-            ))
-        return out
+        now = stacked + ages[since_newest.clamp(0, self.config.recency)]
+        before = stacked + ages[(since_newest - 1).clamp(0, self.config.recency)]
+        w, hops = self.config.width, self.config.hops
+        now, before = now.split(w, dim=-1), before.split(w, dim=-1)
+        return [(now[hop], before[hop], now[hops + hop], before[hops + hop])
+                for hop in range(hops)]
 
     def _first_hop_without(
         self, z: Tensor, side: tuple[Tensor, Tensor, Tensor, Tensor], own: Tensor,
@@ -460,6 +460,15 @@ class RankingModel(nn.Module):
         n = hist_mask.sum(dim=1, keepdim=True)
         position = torch.arange(hist_mask.shape[1], device=hist_mask.device)[None, :]
         return (n - 1 - position).clamp(0, self.config.recency)
+
+
+def _as_slice(index: Tensor, length: int) -> Tensor | slice:
+    """`index` (sorted) as the slice it equals when it is the last rows of `length`: a view
+    where advanced indexing would gather and scatter (the usual explanation, every history
+    position in order, moves the newest items' variants, the last rows)."""
+    if len(index) and int(index[0]) == length - len(index):
+        return slice(length - len(index), length)
+    return index
 
 
 def _rows(table: Tensor, index: Tensor) -> Tensor:

@@ -171,12 +171,19 @@ def test_a_target_never_attends_to_itself(subject: Subject, histories: list[Hist
 
 
 @pytest.mark.parametrize("length", [33, 64])
-def test_leave_one_out_equals_really_removing_the_item(subject: Subject, length: int) -> None:
-    """64 items: longer than the ranker's recency window (50), all of which it reads."""
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_leave_one_out_equals_really_removing_the_item(
+    subject: Subject, length: int, newest_first: bool
+) -> None:
+    """64 items: longer than the ranker's recency window (50), all of which it reads.
+    Positions in any order: newest first, the variants that move the recent items' ages
+    come first rather than last."""
     rng = np.random.default_rng(length)
     history = History(rng.permutation(110)[:length], rng.integers(1, 6, length).astype(np.float32))
     targets = np.array([history.items[1], 111, 115, 119])  # the first is in the history
     positions = np.array([0, 1, 5, 20, length - 30, length - 2, length - 1])
+    if newest_first:
+        positions = positions[::-1].copy()
     found = subject.contributions(history, targets, positions)
     [whole] = subject.scores([history], [targets])
     np.testing.assert_allclose(found.prediction, whole, atol=1e-5)
