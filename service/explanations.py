@@ -58,24 +58,28 @@ class Explainer:
         """For each target, the k history items that raise its score most and the k that
         lower it most. Only those 2k columns leave numpy: it runs on the event loop."""
         order = np.argsort(-found.contribution, axis=1, kind="stable")  # (C, P)
-        # The k largest, then the k smallest, most negative first.
-        picked = np.concatenate([order[:, :k], order[:, ::-1][:, :k]], axis=1)  # (C, 2k)
-        positions = found.positions[picked]
-        items = found.history.items[positions].tolist()
-        ratings = found.history.ratings[positions].tolist()
-        attention = np.take_along_axis(found.attention, picked, axis=1).tolist()
-        contribution = np.take_along_axis(found.contribution, picked, axis=1).tolist()
         up = min(k, order.shape[1])
-
-        def reason(row: int, j: int) -> Reason:
-            return Reason(served.catalogue.item(items[row][j]), ratings[row][j],
-                          attention[row][j], contribution[row][j])
-
+        # The k largest, then the k smallest, most negative first.
+        picked = np.concatenate([order[:, :up], order[:, ::-1][:, :up]], axis=1)  # (C, 2k)
+        contribution = np.take_along_axis(found.contribution, picked, axis=1)
+        shown = np.concatenate(
+            [contribution[:, :up] > NEGLIGIBLE, contribution[:, up:] < -NEGLIGIBLE], axis=1
+        )
+        positions = found.positions[picked]
+        rows = zip(
+            found.history.items[positions].tolist(),
+            found.history.ratings[positions].tolist(),
+            np.take_along_axis(found.attention, picked, axis=1).tolist(),
+            contribution.tolist(),
+            shown.tolist(),
+            strict=True,
+        )
+        item = served.catalogue.item
         out = []
-        for row, values in enumerate(contribution):
-            because = [reason(row, j) for j in range(up) if values[j] > NEGLIGIBLE]
-            despite = [reason(row, j) for j in range(up, len(values)) if values[j] < -NEGLIGIBLE]
-            out.append(Reasons(because, despite))
+        for row in rows:
+            reasons = [Reason(item(i), rating, attention, value) if show else None
+                       for i, rating, attention, value, show in zip(*row, strict=True)]
+            out.append(Reasons([r for r in reasons[:up] if r], [r for r in reasons[up:] if r]))
         return out
 
     async def carousel_rows(
