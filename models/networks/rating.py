@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from models.data.table import RatingScale
 from models.networks.leave_one_out import row_sums_without
+from models.networks.lookup import lookup
 
 Head = Literal["dot", "mlp1", "mlp2"]
 
@@ -192,7 +193,7 @@ class RatingModel(nn.Module):
         if offset is not None:
             rating = rating + self.offset_of(offset, targets)
         if self.config.item_offsets:
-            rating = rating + self.item_offsets[targets]
+            rating = rating + lookup(self.item_offsets, targets)
         return rating.clamp(self.scale.low, self.scale.high)
 
     def history_offset(self, hist_items: Tensor, hist_ratings: Tensor, hist_mask: Tensor
@@ -245,7 +246,7 @@ class RatingModel(nn.Module):
 
     def _offset_features(self, items: Tensor) -> Tensor:
         """[1, a_i] for each item (..., W)."""
-        attributes = self.item_attributes[items]
+        attributes = lookup(self.item_attributes, items)
         return torch.cat([torch.ones_like(attributes[..., :1]), attributes], dim=-1)
 
     def _offset_penalty(self, width: int, like: Tensor) -> Tensor:
@@ -359,8 +360,7 @@ class RatingModel(nn.Module):
         others `own` (L,), and from all the others but position p `own_without` (P, L)."""
         n, p = hist_ratings.shape[0], positions.shape[0]
         residual = hist_ratings[None, :] - own_without  # (P, L)
-        others = torch.ones_like(residual, dtype=torch.bool)
-        others[torch.arange(p, device=others.device), positions] = False
+        others = positions[:, None] != torch.arange(n, device=positions.device)  # (P, L)
         if self.config.attribute_ridge is None:
             whole = self.offset_weights(hist_items[None], (hist_ratings - own)[None],
                                         torch.ones_like(hist_items[None], dtype=torch.bool))
@@ -373,8 +373,9 @@ class RatingModel(nn.Module):
         inverse = torch.linalg.inv(x.T @ x + torch.diag(self._offset_penalty(x.shape[1], x)))
         whole = ((hist_ratings - own) @ x) @ inverse  # (W,)
         moment = (residual * others) @ x  # (P, W): each variant's kept items
-        u = x[positions] @ inverse  # (P, W): A^-1 x_p (A is symmetric)
-        scale = (u * moment).sum(-1, keepdim=True) / (1 - (u * x[positions]).sum(-1, keepdim=True))
+        removed = lookup(x, positions)  # (P, W): x_p
+        u = removed @ inverse  # (P, W): A^-1 x_p (A is symmetric)
+        scale = (u * moment).sum(-1, keepdim=True) / (1 - (u * removed).sum(-1, keepdim=True))
         return whole, moment @ inverse + u * scale
 
     @property
@@ -438,7 +439,7 @@ class RatingModel(nn.Module):
         c, k = targets.shape[0], len(rows)
         sums = row_sums_without(torch.stack(rows).view(k * c, n), positions).view(k, c, v)
         # Each variant's context size: a count, so the difference is exact.
-        removed = torch.cat([in_context.new_zeros(c, 1), in_context[:, positions]], 1)
+        removed = torch.cat([in_context.new_zeros(c, 1), in_context.index_select(1, positions)], 1)
         n_context = in_context.sum(-1, keepdim=True) - removed  # (C, V)
         mass = sums[0]  # (C, V)
         has_mass = mass > 0
