@@ -422,8 +422,7 @@ class RatingModel(nn.Module):
         hist_bias = self.item_bias(hist_items).squeeze(-1)  # (L,)
         logits = products[:, :n] * scale + self._key_offset(hist_ratings, hist_bias)[None]
         logits = logits.masked_fill(~own, float("-inf"))  # (C, L)
-        peak = torch.cat([logits, logits.new_full((logits.shape[0], 1), float("-inf"))], 1)
-        peak = peak.amax(-1, keepdim=True)
+        peak = logits.amax(-1, keepdim=True) if n else logits.new_zeros(logits.shape[0], 1)
         weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # (C, L); 0 outside
         residual = hist_ratings - self.global_mean - hist_bias
         taste = products[:, n:2 * n] / self.scale.half  # (C, L): t_j . m_i
@@ -442,10 +441,8 @@ class RatingModel(nn.Module):
         removed = torch.cat([in_context.new_zeros(c, 1), in_context.index_select(1, positions)], 1)
         n_context = in_context.sum(-1, keepdim=True) - removed  # (C, V)
         mass = sums[0]  # (C, V)
-        has_mass = mass > 0
-        mean_r, mean_pulled, mean_taste = (
-            torch.where(has_mass, sums[j] / mass, 0.0) for j in (1, 2, 3)
-        )
+        # No weight left leaves the weighted sums 0 too: divided by 1, the means are 0.
+        mean_r, mean_pulled, mean_taste = sums[1:4] / torch.where(mass > 0, mass, 1.0)
         shrink = n_context + self.config.user_bias_reg
         if self.config.attentive_bias:
             user_bias = mean_r * n_context / shrink
