@@ -1,5 +1,6 @@
-"""Item attributes as the models read them: a catalogue's genres, one 0/1 column per genre
-of a fixed vocabulary (the sorted genres the trained items carry)."""
+"""Item attributes as the models read them: a catalogue's genres, and how much each item
+was rated, one 0/1 column per tag of a fixed vocabulary (the sorted tags the trained items
+carry)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,12 @@ def one_hot(genres: Sequence[Sequence[str]], vocabulary: tuple[str, ...]) -> np.
             if g in column:
                 x[row, column[g]] = 1.0
     return x
+
+
+def popularity_tags(counts: np.ndarray, buckets: int) -> list[str]:
+    """Each item's tag among `buckets` by the quantile of its rating count (`counts`, the
+    training ratings of each item): "popularity 1/4" the least rated quarter. The rating
+    model's history offset then fits, per request, how a user rates popular films against
+    niche ones (bench/findings.md)."""
+    edges = np.quantile(counts, np.arange(1, buckets) / buckets) if len(counts) else []
+    return [f"popularity {b + 1}/{buckets}" for b in np.searchsorted(edges, counts)]

@@ -45,11 +45,12 @@ def without_the_opinion_lean(
 ) -> Path:
     """The fixture's models as format 1 could hold them: the rating model without its
     opinion lean (`opinion_attention`, which came later) and its slope, and without item
-    offsets (later still)."""
+    offsets or item attributes (later still)."""
     model = trained.model
-    plain = RatingModel(replace(model.config, opinion_attention=0.0, item_offsets=False),
+    plain = RatingModel(replace(model.config, opinion_attention=0.0, item_offsets=False,
+                                attributes=(), attribute_ridge=None),
                         model.n_items, model.scale)
-    later = {"opinion_slope", "item_offsets"}
+    later = {"opinion_slope", "item_offsets", "item_attributes"}
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in later})
     return save_planted_artifact(tmp_path / "current", plain.eval(), planted, encoded, trained,
                                  ranked)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.data.attributes import popularity_tags
 from models.data.encoded import EncodedRatings
 from models.data.splits import new_user_split, per_user_holdout
 from models.data.synthetic import PlantedData
@@ -24,6 +25,7 @@ from models.training.rating import (
     RatingTrainConfig,
     RatingTrainResult,
     _forward_by_context,
+    _item_tags,
     _LazyAdam,
     _offset_rmse,
     _offset_setting,
@@ -445,11 +447,41 @@ def test_offset_settings_are_named_by_their_grid_keys() -> None:
     assert _offset_setting("3.0+30.0") == (3.0, 30.0)
 
 
+def test_popularity_tags_split_the_items_by_the_quantiles_of_their_rating_counts() -> None:
+    counts = np.array([0, 9, 1, 7, 3, 5, 2, 8])
+    assert popularity_tags(counts, 4) == [f"popularity {q}/4" for q in (1, 4, 1, 3, 2, 3, 2, 4)]
+    assert popularity_tags(counts, 1) == ["popularity 1/1"] * 8
+    assert popularity_tags(np.zeros(0, np.int64), 4) == []
+
+
+def test_each_item_is_tagged_with_its_genres_and_its_popularity_in_the_training_data(
+    encoded: EncodedRatings, trained: RatingTrainResult,
+) -> None:
+    """The trained model's attributes: every item in exactly one popularity bucket, the
+    one its rating count in the training data falls in; without buckets, the genres alone."""
+    n = len(encoded.item_ids)
+    genres = [["drama"] if i % 3 else ["comedy", "war"] for i in range(n)]
+    tags = _item_tags(encoded, genres, 4)
+    expected = popularity_tags(np.bincount(encoded.items, minlength=n), 4)
+    assert tags == [[*g, p] for g, p in zip(genres, expected, strict=True)]
+    assert _item_tags(encoded, genres, 0) == genres and _item_tags(encoded, None, 0) == [[]] * n
+    model = trained.model
+    columns = [k for k, tag in enumerate(model.config.attributes) if tag.startswith("popularity")]
+    assert len(columns) == 4 == len(model.config.attributes)  # the planted items have no genres
+    marked = model.item_attributes.numpy()[:, columns]
+    assert (marked.sum(axis=1) == 1).all()
+    assert [model.config.attributes[columns[k]] for k in marked.argmax(axis=1)] == expected
+
+
 def test_training_keeps_the_history_offset_validation_prefers(
     trained: RatingTrainResult,
 ) -> None:
     grid = trained.offset_rmse
-    assert set(grid) == {"none", *map(str, SMALL_TRAIN.history_offset_shrinks)}
+    shrinks = SMALL_TRAIN.history_offset_shrinks
+    assert set(grid) == {  # the items' popularity is an attribute: each ridge beside
+        "none", *map(str, shrinks),
+        *(f"{s}+{r}" for s in shrinks for r in SMALL_TRAIN.attribute_ridges),
+    }
     kept = trained.model.config.history_offset_shrink
     assert grid["none" if kept is None else str(kept)] == min(grid.values())
     # The item offsets' grid starts from that choice, predicted as serving predicts.
