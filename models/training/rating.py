@@ -61,7 +61,7 @@ class RatingTrainConfig:
     refit: bool = True  # retrain on all data for the best epoch count after early stopping
     # Shrinkages of the history offset tried on the validation split (the model's
     # `history_offset_shrink`): of the settings within one standard error of the best (no
-    # offset among them), the one with the smallest offsets is kept
+    # offset at all is one of them), the one with the smallest offsets is kept
     # (`_within_one_standard_error`). () for none.
     history_offset_shrinks: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
     # Ridge penalties on the offset's attribute weights, tried with each shrinkage where the
@@ -444,8 +444,9 @@ def _offset_trials(
     with each attribute ridge beside it ("3.0+30.0"), from the model's predictions
     without it (`found`). The residuals do not depend on the setting, so each history's
     are computed once, and each setting's fit is a small ridge solve per history."""
-    errors = np.concatenate([p - truth for _, p, truth, _ in found])
-    trials = {"none": (errors, np.zeros_like(errors))}
+    predicted = np.concatenate([p for _, p, _, _ in found])
+    truth = np.concatenate([t for _, _, t, _ in found])
+    trials = {"none": (predicted - truth, np.zeros_like(predicted))}
     if not config.history_offset_shrinks:
         return trials
     histories = [h for h, _, _, _ in found]
@@ -470,9 +471,8 @@ def _offset_trials(
                 weights[u, 0] + attributes[items, : width - 1] @ weights[u, 1:]
                 for u, (_, _, _, items) in enumerate(found)
             ])
-            predicted = np.concatenate([p for _, p, _, _ in found])
             trials[_offset_key(shrink, ridge)] = (
-                np.clip(predicted + offsets, low, high) - (predicted - errors), offsets)
+                np.clip(predicted + offsets, low, high) - truth, offsets)
     return trials
 
 
