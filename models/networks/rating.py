@@ -75,6 +75,11 @@ class RatingModelConfig:
     # as artifacts written before it. u1 RMSE, the fast recipe, mean of two seeds: 0.9194 at
     # 0, 0.9191 at 0.75, 0.9203 at 1; the lever 84% at 0, 92% at 1 (bench/findings.md).
     opinion_attention: float = 1.0
+    # Attention heads: each slice of E / heads dimensions of M attends on its own and pools
+    # its slice of T and Y (multi-head attention, Vaswani et al., 2017); the attention
+    # reported, and the attentive user bias's, is their mean. u1, the fast recipe over four
+    # seeds: 0.9084 with one head, 0.9069 with two, 0.9110 with four (bench/findings.md).
+    attention_heads: int = 2
     # The shrinkage lambda of the per-request history offset; set by training from the
     # validation split (None: no offset, as artifacts trained before it).
     history_offset_shrink: float | None = None
@@ -95,9 +100,10 @@ class RatingModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RatingModelConfig:
-        """Manifests written before `opinion_attention`, `attributes` or `item_offsets`
-        have none of them."""
-        return cls(**{"opinion_attention": 0.0, "item_offsets": False, **data,
+        """Manifests written before `opinion_attention`, `attributes`, `item_offsets` or
+        `attention_heads` have none of them (one head)."""
+        return cls(**{"opinion_attention": 0.0, "item_offsets": False, "attention_heads": 1,
+                      **data,
                       "hidden": tuple(data.get("hidden", ())),
                       "attributes": tuple(data.get("attributes", ()))})
 
@@ -277,20 +283,30 @@ class RatingModel(nn.Module):
         m_hist, m_target = rows.both(self.structure)  # (H, L, E), (H, C, E)
         biases = None if self.item_bias is None else rows.both(self.item_bias)
         hist_bias = None if biases is None else biases[0].squeeze(-1)  # (H, L)
-        scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
-        scores = torch.bmm(m_target, m_hist.transpose(1, 2)) * scale  # (H, C, L)
-        scores = scores + self._key_offset(hist_ratings, hist_bias)[:, None, :]
-        scores = scores.masked_fill(~context, float("-inf"))
-        attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
+        # Each head's slice as one more batch row: (H K, C, E / K), K heads.
+        heads = self.config.attention_heads
+        scores = torch.bmm(_by_head(m_target, heads), _by_head(m_hist, heads).transpose(1, 2))
+        scores = scores.view(m_target.shape[0], heads, *scores.shape[1:]) * self._attention_scale()
+        scores = scores + self._key_offset(hist_ratings, hist_bias)[:, None, None, :]
+        scores = scores.masked_fill(~context[:, None], float("-inf"))  # (H, K, C, L)
+        by_head = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
+        attention = by_head.mean(1)  # (H, C, L)
 
         weight, base = self._rating_weights(hist_ratings, context, n_context, biases, attention)
-        # (H, C, L) x (H, L, E) -> (H, C, E)
-        user = torch.bmm(attention * weight, rows.history(self.taste))
+        # (H K, C, L) x (H K, L, E / K) -> (H, C, E)
+        pooled = (by_head * weight[:, None]).flatten(0, 1)
+        user = _from_heads(torch.bmm(pooled, _by_head(rows.history(self.taste), heads)), heads)
         if self.implicit is not None:
-            user = user + torch.bmm(attention, rows.history(self.implicit))
+            implicit = _by_head(rows.history(self.implicit), heads)
+            user = user + _from_heads(torch.bmm(by_head.flatten(0, 1), implicit), heads)
         user = torch.where(has_context[..., None], user, self.default_user)
 
         return self._head(user, m_target, base, attention)
+
+    def _attention_scale(self) -> Tensor:
+        """The learned sharpness over sqrt of each head's width."""
+        width = self.config.dim // self.config.attention_heads
+        return self.attention_log_scale.exp() / math.sqrt(width)
 
     def leave_one_out(
         self, hist_items: Tensor, hist_ratings: Tensor, targets: Tensor, positions: Tensor,
@@ -412,49 +428,53 @@ class RatingModel(nn.Module):
             attention = out.attention[0].view(c, v, n)[:, 0]
             return rating[:, 0], attention, rating[:, 1:].T
         own = hist_items[None, :] != targets[:, None]  # (C, L)
-        # Every (target, item) product of the three tables in one matrix product.
+        heads = self.config.attention_heads
+        # Every (target, item) product of the three tables, per head: (K, C, 3 L).
         tables = [self.structure, self.taste]
         if self.implicit is not None:
             tables.append(self.implicit)
-        m_target = self.structure(targets)  # (C, E)
-        products = m_target @ torch.cat([t(hist_items) for t in tables]).T
-        scale = self.attention_log_scale.exp() / math.sqrt(self.config.dim)
-        hist_bias = self.item_bias(hist_items).squeeze(-1)  # (L,)
-        logits = products[:, :n] * scale + self._key_offset(hist_ratings, hist_bias)[None]
-        logits = logits.masked_fill(~own, float("-inf"))  # (C, L)
-        peak = logits.amax(-1, keepdim=True) if n else logits.new_zeros(logits.shape[0], 1)
-        weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # (C, L); 0 outside
+        m_target = lookup(self.structure.weight, targets)  # (C, E)
+        history = torch.cat([lookup(t.weight, hist_items) for t in tables])  # (3 L, E)
+        products = torch.bmm(_by_head(m_target[None], heads),
+                             _by_head(history[None], heads).transpose(1, 2))
+        hist_bias = lookup(self.item_bias.weight, hist_items).squeeze(-1)  # (L,)
+        logits = (products[..., :n] * self._attention_scale()
+                  + self._key_offset(hist_ratings, hist_bias))
+        logits = logits.masked_fill(~own, float("-inf"))  # (K, C, L)
+        peak = logits.amax(-1, keepdim=True) if n else logits.new_zeros(*logits.shape[:2], 1)
+        weight = torch.exp(logits - peak.masked_fill(peak.isinf(), 0.0))  # 0 outside
         residual = hist_ratings - self.global_mean - hist_bias
-        taste = products[:, n:2 * n] / self.scale.half  # (C, L): t_j . m_i
-        pulled = residual * taste  # (C, L)
+        taste = products[..., n:2 * n] / self.scale.half  # (K, C, L): t_j . m_i per head
+        pulled = residual * taste
         if self.implicit is not None:
-            pulled = pulled + products[:, 2 * n:]
+            pulled = pulled + products[..., 2 * n:]
         in_context = own.to(weight.dtype)
-        # Per (target, item): weight, weight r, weight pulled, weight taste and, for the
-        # plain user bias, r in context; summed per variant, (K, C, V).
+        # Per head, target and item: weight, weight r, weight pulled, weight taste and, for
+        # the plain user bias, r in context; summed per variant, (S, K, C, V).
         rows = [weight, weight * residual, weight * pulled, weight * taste]
         if not self.config.attentive_bias:
-            rows.append(in_context * residual)
+            rows.append((in_context * residual).expand(heads, -1, -1))
         c, k = targets.shape[0], len(rows)
-        sums = row_sums_without(torch.stack(rows).view(k * c, n), positions).view(k, c, v)
+        sums = row_sums_without(torch.stack(rows).view(k * heads * c, n), positions)
+        sums = sums.view(k, heads, c, v)
         # Each variant's context size: a count, so the difference is exact.
         removed = torch.cat([in_context.new_zeros(c, 1), in_context.index_select(1, positions)], 1)
         n_context = in_context.sum(-1, keepdim=True) - removed  # (C, V)
-        mass = sums[0]  # (C, V)
+        mass = sums[0]  # (K, C, V)
         # No weight left leaves the weighted sums 0 too: divided by 1, the means are 0.
         mean_r, mean_pulled, mean_taste = sums[1:4] / torch.where(mass > 0, mass, 1.0)
         shrink = n_context + self.config.user_bias_reg
-        if self.config.attentive_bias:
-            user_bias = mean_r * n_context / shrink
+        if self.config.attentive_bias:  # the heads' mean attention weighs the residuals
+            user_bias = mean_r.mean(0) * n_context / shrink
         else:
-            user_bias = sums[4] / shrink
-        raw = mean_pulled - user_bias * mean_taste  # (C, V)
+            user_bias = sums[4, 0] / shrink
+        raw = (mean_pulled - user_bias * mean_taste).sum(0)  # (C, V): every head's slice
         default = m_target @ self.default_user  # (C,): an empty context
         raw = torch.where(n_context > 0, raw, default[:, None])
-        rating = self.global_mean + self.item_bias(targets) + user_bias + raw
+        rating = self.global_mean + lookup(self.item_bias.weight, targets) + user_bias + raw
         rating = rating.clamp(self.scale.low, self.scale.high)  # (C, V)
-        total = mass[:, :1]  # (C, 1)
-        attention = torch.where(total > 0, weight / total, 0.0)
+        total = mass[..., :1]  # (K, C, 1)
+        attention = torch.where(total > 0, weight / total, 0.0).mean(0)  # (C, L)
         return rating[:, 0], attention, rating[:, 1:].T
 
     def _key_offset(self, hist_ratings: Tensor, hist_bias: Tensor | None) -> Tensor:
@@ -559,6 +579,18 @@ class _ItemRows:
 
     def _spread(self, table: nn.Embedding, inverse: Tensor) -> Tensor:
         return table(self.ids).index_select(0, inverse)  # backward: a dense index_add
+
+
+def _by_head(x: Tensor, heads: int) -> Tensor:
+    """(B, N, E) -> (B K, N, E / K): each head's slice of the last axis as its own row."""
+    b, n, e = x.shape
+    return x.view(b, n, heads, e // heads).transpose(1, 2).reshape(b * heads, n, e // heads)
+
+
+def _from_heads(x: Tensor, heads: int) -> Tensor:
+    """(B K, N, E / K) -> (B, N, E): the heads' slices side by side again."""
+    bk, n, w = x.shape
+    return x.view(bk // heads, heads, n, w).transpose(1, 2).reshape(bk // heads, n, heads * w)
 
 
 def _mlp(features: int, hidden: tuple[int, ...], out: int, dropout: float) -> nn.Sequential:

@@ -45,10 +45,10 @@ def without_the_opinion_lean(
 ) -> Path:
     """The fixture's models as format 1 could hold them: the rating model without its
     opinion lean (`opinion_attention`, which came later) and its slope, and without item
-    offsets or item attributes (later still)."""
+    offsets or item attributes, with one attention head (later still)."""
     model = trained.model
     plain = RatingModel(replace(model.config, opinion_attention=0.0, item_offsets=False,
-                                attributes=(), attribute_ridge=None),
+                                attributes=(), attribute_ridge=None, attention_heads=1),
                         model.n_items, model.scale)
     later = {"opinion_slope", "item_offsets", "item_attributes"}
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in later})
@@ -67,7 +67,8 @@ def test_an_artifact_of_format_1_still_loads(without_the_opinion_lean: Path, tmp
     old = {
         "format_version": 1,
         "model_config": {
-            **rating["model"], "n_items": manifest["n_items"],
+            **{k: v for k, v in rating["model"].items() if k != "attention_heads"},
+            "n_items": manifest["n_items"],
             "rating_low": scale["low"], "rating_high": scale["high"], "rating_step": scale["step"],
         },
         "train_config": {"max_context": rating["model"]["max_context"]},

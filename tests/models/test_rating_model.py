@@ -299,14 +299,16 @@ ATTRIBUTED = {"attributes": ("comedy", "drama", "war"), "attribute_ridge": 2.0}
      ("mlp1", True, 3.0, 0.0, False), ("dot", True, 3.0, 1.0, True),
      ("mlp1", True, 3.0, 1.0, True)],
 )
+@pytest.mark.parametrize("heads", [1, 2])
 def test_leave_one_out_equals_real_removal_for_every_head(
     head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float,
-    every_offset: bool,
+    every_offset: bool, heads: int,
 ) -> None:
-    """every_offset: the history offset weighs item attributes, and each item has its own."""
+    """every_offset: the history offset weighs item attributes, and each item has its own.
+    heads: attention heads, each over its slice of the embeddings."""
     model = random_model(head=head, attentive_bias=attentive_bias,
                          history_offset_shrink=offset_shrink, opinion_attention=opinion,
-                         **(ATTRIBUTED if every_offset else {}))
+                         attention_heads=heads, **(ATTRIBUTED if every_offset else {}))
     if every_offset:
         model.item_offsets.copy_(0.3 * torch.randn(model.n_items))
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
@@ -320,6 +322,35 @@ def test_leave_one_out_equals_real_removal_for_every_head(
     real = predict_ratings(model, [history.without(p) for p in positions], [targets] * 5)
     np.testing.assert_allclose(without.numpy(), np.stack(real), atol=1e-5)
     assert attention[0, 1] == 0.0  # target 7 is in the history: never attends to itself
+
+
+def test_each_attention_head_pools_its_own_slice_of_the_embeddings() -> None:
+    """Two heads, by hand: head h attends by m_i^h . m_j^h over sqrt(E / 2) (plus the
+    opinion offsets) and pools its slice of T and Y; the attentive user bias and the
+    attention reported use the heads' mean."""
+    model = random_model(attention_heads=2)
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
+    target = 9
+    with torch.inference_mode():
+        items, ratings = torch.from_numpy(history.items), torch.from_numpy(history.ratings)
+        m, t, y = (table.weight[items] for table in (model.structure, model.taste,
+                                                     model.implicit))
+        m_i = model.structure.weight[target]
+        b = model.item_bias.weight[:, 0]
+        residual = ratings - model.global_mean - b[items]
+        offsets = model._key_offset(ratings[None], b[items][None])[0]
+        scale = model.attention_log_scale.exp() / np.sqrt(4)
+        halves = [slice(0, 4), slice(4, 8)]
+        heads = [torch.softmax((m[:, h] @ m_i[h]) * scale + offsets, 0) for h in halves]
+        mean = (heads[0] + heads[1]) / 2
+        user_bias = (mean * residual).sum() * 5 / (5 + model.config.user_bias_reg)
+        weight = (residual - user_bias) / SCALE.half
+        raw = sum(((a[:, None] * (weight[:, None] * t[:, h] + y[:, h])).sum(0) * m_i[h]).sum()
+                  for a, h in zip(heads, halves, strict=True))
+        expected = float((model.global_mean + b[target] + user_bias + raw).clamp(1, 5))
+        out = model(*_history_and(history, np.array([target])))
+    assert float(out.rating[0, 0]) == pytest.approx(expected, abs=1e-5)
+    np.testing.assert_allclose(out.attention[0, 0].numpy(), mean.numpy(), atol=1e-6)
 
 
 def test_attention_leans_toward_ratings_far_from_the_items_usual_one() -> None:
