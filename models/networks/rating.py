@@ -4,9 +4,12 @@ Neural Collaborative Filtering"): a user is the attention-weighted sum of their 
 There is no user parameter. For a target item i and a history C of rated items j,
     att(i, j) = softmax_j(s * m_i . m_j / sqrt(E) + kappa |d_j| + g d_j)
     u_i       = sum_j att(i, j) * w_j * t_j  (+ sum_j att(i, j) * y_j with `implicit`)
-and a head turns (u_i, m_i) into a rating. w_j is the signed rating weight: (r - 3) / 2 on
-a 1..5 scale as in the paper, or, with `biases`, the rating's residual after the global mean,
-the item bias and an ad hoc user bias computed from the same history.
+and a head turns (u_i, m_i) into a rating. With `attention_heads` K, each slice of E / K
+dimensions of m attends on its own (over sqrt(E / K)) and pools its slice of t and y; the
+user bias and the attention reported use the heads' mean. w_j is the signed rating
+weight: (r - 3) / 2 on a 1..5 scale as in the paper, or, with `biases`, the rating's
+residual after the global mean, the item bias and an ad hoc user bias computed from the
+same history.
 s is one learned sharpness, starting at 1 (the paper's fixed scale): at the fixed scale and
 small initial embeddings the softmax stays nearly uniform and the model learns to average
 its history instead of attending (measured on planted clusters: 31% of the attention on the
