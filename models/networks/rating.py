@@ -452,14 +452,16 @@ class RatingModel(nn.Module):
         if self.implicit is not None:
             pulled = pulled + products[..., 2 * n:]
         in_context = own.to(weight.dtype)
-        # Per head, target and item: weight, weight r, weight pulled, weight taste and, for
-        # the plain user bias, r in context; summed per variant, (S, K, C, V).
-        rows = [weight, weight * residual, weight * pulled, weight * taste]
+        # Per head, target and item: weight, weight r, weight pulled, weight taste, and once
+        # per target, for the plain user bias, r in context; summed per variant.
+        rows = torch.stack([weight, weight * residual, weight * pulled, weight * taste])
+        c = targets.shape[0]
+        weighted = 4 * heads * c
+        rows = rows.view(weighted, n)
         if not self.config.attentive_bias:
-            rows.append((in_context * residual).expand(heads, -1, -1))
-        c, k = targets.shape[0], len(rows)
-        sums = row_sums_without(torch.stack(rows).view(k * heads * c, n), positions)
-        sums = sums.view(k, heads, c, v)
+            rows = torch.cat([rows, in_context * residual])
+        all_sums = row_sums_without(rows, positions)
+        sums = all_sums[:weighted].view(4, heads, c, v)  # (4, K, C, V)
         # Each variant's context size: a count, so the difference is exact.
         removed = torch.cat([in_context.new_zeros(c, 1), in_context.index_select(1, positions)], 1)
         n_context = in_context.sum(-1, keepdim=True) - removed  # (C, V)
@@ -470,7 +472,7 @@ class RatingModel(nn.Module):
         if self.config.attentive_bias:  # the heads' mean attention weighs the residuals
             user_bias = mean_r.mean(0) * n_context / shrink
         else:
-            user_bias = sums[4, 0] / shrink
+            user_bias = all_sums[weighted:] / shrink
         raw = (mean_pulled - user_bias * mean_taste).sum(0)  # (C, V): every head's slice
         default = m_target @ self.default_user  # (C,): an empty context
         raw = torch.where(n_context > 0, raw, default[:, None])
