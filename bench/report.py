@@ -45,7 +45,9 @@ def _provenance(row: dict) -> str:
             f"Python {row['python']}; {packages}.")
 
 
-def rating_section(row: dict | None) -> list[str]:
+def rating_section(row: dict | None, folds_row: dict | None) -> list[str]:
+    """The newest run's first fold, and the mean over folds of the newest run that ran
+    several (a later run of u1 alone would otherwise hide it)."""
     if row is None:
         return ["## Rating prediction", "", "Not run (`python -m bench.rating_quality`).", ""]
     folds = row["folds"]
@@ -59,14 +61,19 @@ def rating_section(row: dict | None) -> list[str]:
     lines += ["", f"![u{first}](results/rating_u{first}.png)", ""]
     bar_chart(RESULTS_DIR / f"rating_u{first}.png", f"Rating prediction, MovieLens-100K u{first}",
               list(per_fold), [r["rmse"] for r in per_fold.values()], "RMSE (lower is better)")
-    if len(folds) > 1:
-        mean = row["mean"]
-        only_first = [n for n in per_fold if n not in mean]
+    if folds_row is not None:
+        if folds_row is not row:
+            lines += ["The mean over folds is from the newest run over several. "
+                      + _provenance(folds_row), ""]
+        folds, mean = folds_row["folds"], folds_row["mean"]
+        first = str(folds[0])
+        only_first = [n for n in folds_row["per_fold"][first] if n not in mean]
         lines += [f"Mean over u{', u'.join(map(str, folds))}; models run on every fold only"
                   + (f" ({', '.join(only_first)}: u{first} only)" if only_first else "") + ":",
                   "", "| model | RMSE | sd over folds | MAE | per fold RMSE |",
                   "| --- | --- | --- | --- | --- |"]
-        runs = {name: [row["per_fold"][str(f)][name]["rmse"] for f in folds] for name in mean}
+        runs = {name: [folds_row["per_fold"][str(f)][name]["rmse"] for f in folds]
+                for name in mean}
         for name, r in mean.items():
             per = " ".join(f"{v:.4f}" for v in runs[name])
             lines.append(f"| {name} | {r['rmse']:.4f} | {stdev(runs[name]):.4f} | "
@@ -449,7 +456,7 @@ def main() -> None:
              f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} by "
              "`python -m bench.report` from the newest line of each `bench/results/*.jsonl`; "
              "`make bench-quality` reruns everything. Attentive models are ours.", ""]
-    lines += rating_section(newest("rating"))
+    lines += rating_section(newest("rating"), newest("rating", lambda r: len(r["folds"]) > 1))
     lines += new_users_section(newest("new_users"))
     lines += ranking_section(newest("ranking"))
     lines += seeds_section({

@@ -1,9 +1,13 @@
-"""The report's section for our ranker over training seeds, from a small record: the mean
-and sample sd over seeds, the attention alone beside it, and each seed's term."""
+"""The report's sections from small records: our ranker over training seeds (the mean and
+sample sd over seeds, the attention alone beside it, and each seed's term), and rating
+prediction (the newest run's first fold, the mean of the newest run over several folds)."""
 
 from __future__ import annotations
 
-from bench.report import seeds_section
+import pytest
+
+from bench import report
+from bench.report import rating_section, seeds_section
 
 RECORD = {"date": "2026-12-06T00:00:00+00:00", "machine": "test", "commit": "abc1234",
           "python": "3.11", "torch": "2.13", "seeds": [0, 1],
@@ -29,3 +33,29 @@ def test_the_seeds_section_gives_mean_sd_and_each_seeds_term() -> None:
 def test_no_run_at_all_says_how_to_run_it() -> None:
     assert "Not run (`python -m bench.ranker_seeds --models ours`)." in seeds_section(
         {"fast": None, "quality": None})
+
+
+def _rating_run(date: str, per_fold: dict[int, float]) -> dict:
+    folds = sorted(per_fold)
+    return {"date": date, "machine": "test", "commit": "abc1234", "python": "3.11",
+            "torch": "2.13", "folds": folds,
+            "per_fold": {str(f): {"ours": {"rmse": r, "mae": r - 0.2}}
+                         for f, r in per_fold.items()},
+            "mean": {"ours": {"rmse": sum(per_fold.values()) / len(folds), "mae": 0.7}}}
+
+
+def test_a_later_run_of_u1_alone_keeps_the_mean_over_folds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(report, "bar_chart", lambda *args, **kwargs: None)
+    folds = _rating_run("2026-12-01", {1: 0.90, 2: 0.89})
+    u1 = _rating_run("2026-12-02", {1: 0.91})
+    lines = rating_section(u1, folds)
+    assert "| ours | 0.9100 | 0.7100 |  |" in lines  # the newest run's u1
+    assert ("The mean over folds is from the newest run over several. Run 2026-12-01 on "
+            "`test`, commit `abc1234`, Python 3.11; torch 2.13.") in lines
+    assert "| ours | 0.8950 | 0.0071 | 0.7000 | 0.9000 0.8900 |" in lines
+    alone = rating_section(folds, folds)
+    assert not any(line.startswith("The mean over folds is from") for line in alone)
+    assert "| ours | 0.8950 | 0.0071 | 0.7000 | 0.9000 0.8900 |" in alone
+    assert not any(line.startswith("Mean over") for line in rating_section(u1, None))
