@@ -50,8 +50,7 @@ def rating_section(row: dict | None, folds_row: dict | None) -> list[str]:
     several (a later run of u1 alone would otherwise hide it)."""
     if row is None:
         return ["## Rating prediction", "", "Not run (`python -m bench.rating_quality`).", ""]
-    folds = row["folds"]
-    first = str(folds[0])
+    first = str(row["folds"][0])
     per_fold = row["per_fold"][first]
     lines = ["## Rating prediction", "", _provenance(row), "",
              f"Canonical u{first} split, every model fitted on `u{first}.base` in one run:", "",
@@ -65,24 +64,29 @@ def rating_section(row: dict | None, folds_row: dict | None) -> list[str]:
         if folds_row is not row:
             lines += ["The mean over folds is from the newest run over several. "
                       + _provenance(folds_row), ""]
-        folds, mean = folds_row["folds"], folds_row["mean"]
-        first = str(folds[0])
-        only_first = [n for n in folds_row["per_fold"][first] if n not in mean]
-        lines += [f"Mean over u{', u'.join(map(str, folds))}; models run on every fold only"
-                  + (f" ({', '.join(only_first)}: u{first} only)" if only_first else "") + ":",
-                  "", "| model | RMSE | sd over folds | MAE | per fold RMSE |",
-                  "| --- | --- | --- | --- | --- |"]
-        runs = {name: [folds_row["per_fold"][str(f)][name]["rmse"] for f in folds]
-                for name in mean}
-        for name, r in mean.items():
-            per = " ".join(f"{v:.4f}" for v in runs[name])
-            lines.append(f"| {name} | {r['rmse']:.4f} | {stdev(runs[name]):.4f} | "
-                         f"{r['mae']:.4f} | {per} |")
-        lines += ["", "![mean](results/rating_mean.png)", ""]
-        bar_chart(RESULTS_DIR / "rating_mean.png",
-                  f"Rating prediction, mean ± sd over {len(folds)} folds (dots: each fold)",
-                  list(mean), [r["rmse"] for r in mean.values()], "RMSE (lower is better)",
-                  runs=list(runs.values()))
+        lines += _mean_over_folds(folds_row)
+    return lines
+
+
+def _mean_over_folds(row: dict) -> list[str]:
+    """The table and chart of a run over several folds: each model's mean, sd and folds."""
+    folds, mean = row["folds"], row["mean"]
+    first = str(folds[0])
+    only_first = [n for n in row["per_fold"][first] if n not in mean]
+    lines = [f"Mean over u{', u'.join(map(str, folds))}; models run on every fold only"
+             + (f" ({', '.join(only_first)}: u{first} only)" if only_first else "") + ":",
+             "", "| model | RMSE | sd over folds | MAE | per fold RMSE |",
+             "| --- | --- | --- | --- | --- |"]
+    runs = {name: [row["per_fold"][str(f)][name]["rmse"] for f in folds] for name in mean}
+    for name, r in mean.items():
+        per = " ".join(f"{v:.4f}" for v in runs[name])
+        lines.append(f"| {name} | {r['rmse']:.4f} | {stdev(runs[name]):.4f} | "
+                     f"{r['mae']:.4f} | {per} |")
+    lines += ["", "![mean](results/rating_mean.png)", ""]
+    bar_chart(RESULTS_DIR / "rating_mean.png",
+              f"Rating prediction, mean ± sd over {len(folds)} folds (dots: each fold)",
+              list(mean), [r["rmse"] for r in mean.values()], "RMSE (lower is better)",
+              runs=list(runs.values()))
     return lines
 
 
