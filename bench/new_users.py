@@ -163,6 +163,8 @@ def main() -> None:
         "attentive_best_epoch": result.best_epoch,
         "history_offset_shrink": result.model.config.history_offset_shrink,
         "attribute_ridge": result.model.config.attribute_ridge,
+        "departure_shrink": result.model.config.departure_shrink,
+        "departure_validation_rmse": result.departure_rmse,
         "genres": not args.no_genres,
         "wall_s": seconds,
     }

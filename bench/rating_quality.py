@@ -73,6 +73,8 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str, genres: boo
             "attribute_ridge": result.model.config.attribute_ridge,
             "attributes": list(result.model.config.attributes),
             "offset_validation_rmse": result.offset_rmse,
+            "departure_shrink": result.model.config.departure_shrink,
+            "departure_validation_rmse": result.departure_rmse,
             "device": result.device,
         }
         print(f"  u{fold} attentive_{head}: {rows[f'attentive_{head}']['rmse']:.4f} "

@@ -45,10 +45,12 @@ def without_the_opinion_lean(
 ) -> Path:
     """The fixture's models as format 1 could hold them: the rating model without its
     opinion lean (`opinion_attention`, which came later) and its slope, and without item
-    offsets or item attributes, with one attention head (later still)."""
+    offsets or item attributes, with one attention head and no departure shrinkage
+    (later still)."""
     model = trained.model
     plain = RatingModel(replace(model.config, opinion_attention=0.0, item_offsets=False,
-                                attributes=(), attribute_ridge=None, attention_heads=1),
+                                attributes=(), attribute_ridge=None, attention_heads=1,
+                                departure_shrink=None),
                         model.n_items, model.scale)
     later = {"opinion_slope", "item_offsets", "item_attributes"}
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in later})

@@ -304,11 +304,14 @@ def test_leave_one_out_equals_real_removal_for_every_head(
     head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float,
     every_offset: bool, heads: int,
 ) -> None:
-    """every_offset: the history offset weighs item attributes, and each item has its own.
-    heads: attention heads, each over its slice of the embeddings."""
+    """every_offset: the history offset weighs item attributes, each item has its own, and
+    the departure from the item's baseline is shrunk by the items read (each variant reads
+    one fewer, a target in the history one fewer still). heads: attention heads, each over
+    its slice of the embeddings."""
+    every = {**ATTRIBUTED, "departure_shrink": 2.0} if every_offset else {}
     model = random_model(head=head, attentive_bias=attentive_bias,
                          history_offset_shrink=offset_shrink, opinion_attention=opinion,
-                         attention_heads=heads, **(ATTRIBUTED if every_offset else {}))
+                         attention_heads=heads, **every)
     if every_offset:
         model.item_offsets.copy_(0.3 * torch.randn(model.n_items))
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
@@ -504,6 +507,36 @@ def test_each_target_is_shifted_by_its_item_offset() -> None:
                                                       )[inside], atol=1e-5)
 
 
+def test_a_short_history_moves_the_prediction_less_from_the_items_baseline() -> None:
+    """With departure_shrink k, a prediction is b + (r - b) n / (n + k): b = mu + b_i + c_i,
+    r the prediction without it, n the history items the target reads (not itself)."""
+    model = random_model(history_offset_shrink=3.0)
+    model.item_offsets.copy_(0.2 * torch.randn(model.n_items))
+    with torch.no_grad():
+        model.global_mean.fill_(3.0)  # the scale's middle: departures rarely reach its ends
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
+    targets = np.array([7, 25, 9, 11])
+    short = History(history.items[:2], history.ratings[:2])
+    for seen in (history, short):
+        [before] = predict_ratings(model, [seen], [targets])
+        model.config = replace(model.config, departure_shrink=4.0)
+        [after] = predict_ratings(model, [seen], [targets])
+        model.config = replace(model.config, departure_shrink=None)
+        baseline = (3.0 + model.item_bias.weight[targets, 0] + model.item_offsets[targets]
+                    ).detach().numpy()
+        read = np.array([(seen.items != t).sum() for t in targets])
+        inside = (before > SCALE.low) & (before < SCALE.high)
+        assert inside.sum() >= 2  # random weights: most predictions are not at the ends
+        expected = baseline + (before - baseline) * read / (read + 4.0)
+        np.testing.assert_allclose(after[inside], expected[inside], atol=1e-5)
+    # No history: the item's baseline itself.
+    [empty] = predict_ratings(model, [History.empty()], [targets])
+    model.config = replace(model.config, departure_shrink=4.0)
+    [cold] = predict_ratings(model, [History.empty()], [targets])
+    np.testing.assert_allclose(cold, np.clip(baseline, 1, 5), atol=1e-6)
+    assert not np.allclose(cold, empty)
+
+
 def test_offset_settings_are_named_by_their_grid_keys() -> None:
     assert _offset_setting("none") == (None, None)
     assert _offset_setting("3.0") == (3.0, None)
@@ -556,7 +589,13 @@ def test_training_keeps_a_history_offset_validation_cannot_tell_from_the_best(
     items = trained.item_offset_rmse
     assert set(items) == {"none", *map(str, SMALL_TRAIN.item_offset_shrinks)}
     assert items["none"] == pytest.approx(grid[kept], abs=1e-5)
-    assert trained.validation_rmse == min(items.values())
+    # Then the departure's shrinkage, from the chosen item offsets; the best is kept.
+    departures = trained.departure_rmse
+    assert set(departures) == {"none", *map(str, SMALL_TRAIN.departure_shrinks)}
+    assert departures["none"] == min(items.values())
+    shrink = config.departure_shrink
+    assert departures["none" if shrink is None else str(shrink)] == min(departures.values())
+    assert trained.validation_rmse == min(departures.values())
 
 
 def test_item_offsets_are_their_raters_shrunk_mean_residual_as_serving_predicts(
