@@ -35,9 +35,9 @@ row (trained on sampled contexts, the model errs by item when it reads whole his
 Then the prediction's departure from the item's baseline mu + b_i + c_i is scaled by
 n / (n + k), n the history items it read: the model fitted its training ratings, and out
 of sample it is too sure of what a short history says (fitted on validation, the departure
-wanted a slope of 0.86 below 30 items and 0.98 above 100). k is chosen on the validation
-split after training; a new user revealed half of their ratings gains most (MovieLens-100K,
-bench/findings.md).
+wanted a slope of 0.82-0.86 below 30 items and 0.96-0.99 above 100, two runs). k is
+chosen on the validation split after training; new users, with short histories, gain
+most (MovieLens-100K, bench/findings.md).
 
 Shapes: H histories of length L (padded, `hist_mask`), each with C targets (padded,
 `target_mask`). Training uses H = batch, C = 1; one user's ranking uses H = 1, C = candidates;
