@@ -148,12 +148,12 @@ def train_rating_model(
     sums, counts = _item_residuals(model, fit_part.timelines, device)
     item_rmse = _item_offset_rmse(model, fit_part.timelines, val_part, sums, counts, config,
                                   device)
-    item_shrink = _item_offset_setting(min(item_rmse, key=item_rmse.get))
+    item_shrink = _shrink_setting(min(item_rmse, key=item_rmse.get))
     if item_shrink is not None:
         model.item_offsets.copy_(torch.from_numpy(sums / (counts + item_shrink)).float())
     departure_rmse = _departure_rmse(model, fit_part.timelines, val_part,
                                      min(item_rmse.values()), config, device)
-    departure = _item_offset_setting(min(departure_rmse, key=departure_rmse.get))
+    departure = _shrink_setting(min(departure_rmse, key=departure_rmse.get))
     if config.refit:
         # Same recipe, every rating used, for the epoch count validation chose.
         model, _, _ = _fit(data, None, scale, config, device, best["epoch"], progress)
@@ -561,8 +561,8 @@ def _item_offset_rmse(
     return {name: _rmse(predicted) for name, predicted in found.items()}
 
 
-def _item_offset_setting(key: str) -> float | None:
-    """The shrinkage a grid key names (item offsets' or the departure's); "none": None."""
+def _shrink_setting(key: str) -> float | None:
+    """The shrinkage an item-offset or departure grid key names; "none": None."""
     return None if key == "none" else float(key)
 
 
