@@ -25,7 +25,7 @@ from models.data.splits import per_user_holdout
 from models.data.table import RatingScale
 from models.history import History, chunks_by_length, pad_batch
 from models.inference.device import resolve_device
-from models.inference.scoring import predict_ratings
+from models.inference.scoring import predict_ratings, rating_output
 from models.networks.rating import RatingModel, RatingModelConfig
 
 log = logging.getLogger(__name__)
@@ -566,19 +566,30 @@ def _shrink_setting(key: str) -> float | None:
     return None if key == "none" else float(key)
 
 
+@torch.inference_mode()
 def _departure_rmse(
     model: RatingModel, timelines: UserTimelines, part: EncodedRatings, without: float,
     config: RatingTrainConfig, device: torch.device,
 ) -> dict[str, float]:
     """Validation RMSE without the departure's shrinkage ("none": `without`, already
     measured) and with each k in `config.departure_shrinks` ("3.0"), predicted as serving
-    predicts, with the model's offsets. Leaves the model without it."""
-    found = {"none": without}
-    for shrink in config.departure_shrinks:
-        model.config = replace(model.config, departure_shrink=shrink)
-        found[str(shrink)] = _rmse(_validation_predictions(model, timelines, part, device))
+    predicts, with the model's offsets. Each history's offset (its L x L pass, the bulk of
+    a validation pass) is computed once for every k. Leaves the model without it."""
+    histories, items, truth = _validation_users(model, timelines, part)
+    squared = {shrink: 0.0 for shrink in config.departure_shrinks}
+    for chunk in chunks_by_length(histories, VALIDATION_CHUNK):
+        batch = pad_batch([histories[i] for i in chunk], [items[i] for i in chunk], device)
+        offset = None
+        if model.config.history_offset_shrink is not None:
+            offset = model.history_offset(batch.hist_items, batch.hist_ratings, batch.hist_mask)
+        for shrink in config.departure_shrinks:
+            model.config = replace(model.config, departure_shrink=shrink)
+            rated = rating_output(model, batch, offset).rating.double().cpu().numpy()
+            squared[shrink] += sum(float(((rated[row, : len(items[i])] - truth[i]) ** 2).sum())
+                                   for row, i in enumerate(chunk))
     model.config = replace(model.config, departure_shrink=None)
-    return found
+    count = max(sum(len(t) for t in truth), 1)
+    return {"none": without, **{str(k): float(np.sqrt(v / count)) for k, v in squared.items()}}
 
 
 @torch.inference_mode()
@@ -596,19 +607,28 @@ def _validation_predictions(
 ) -> list[Predicted]:
     """Per validation user, in user order: the history the model read (capped), the
     predictions of their validation items (float64), the truth and the items."""
+    histories, items, truth = _validation_users(model, timelines, part)
+    found: dict[int, Predicted] = {}
+    for chunk in chunks_by_length(histories, VALIDATION_CHUNK):
+        preds = predict_ratings(model, [histories[i] for i in chunk],
+                                [items[i] for i in chunk], device)
+        for i, p in zip(chunk, preds, strict=True):
+            found[i] = (histories[i], p.astype(np.float64), truth[i], items[i])
+    return [found[i] for i in range(len(histories))]
+
+
+def _validation_users(
+    model: RatingModel, timelines: UserTimelines, part: EncodedRatings
+) -> tuple[list[History], list[np.ndarray], list[np.ndarray]]:
+    """Per validation user, in user order: the history the model reads (capped), the
+    validation items and their ratings (float64)."""
     order = np.argsort(part.users, kind="stable")
     users, items, truth = part.users[order], part.items[order], part.ratings[order]
     groups = np.split(np.arange(len(users)), np.flatnonzero(np.diff(users)) + 1)
     cap = model.config.max_context
     histories = [timelines.history(int(users[g[0]])).newest(cap) for g in groups]
-    found: dict[int, Predicted] = {}
-    for chunk in chunks_by_length(histories, VALIDATION_CHUNK):
-        preds = predict_ratings(model, [histories[i] for i in chunk],
-                                [items[groups[i]] for i in chunk], device)
-        for i, p in zip(chunk, preds, strict=True):
-            found[i] = (histories[i], p.astype(np.float64),
-                        truth[groups[i]].astype(np.float64), items[groups[i]])
-    return [found[i] for i in range(len(groups))]
+    return (histories, [items[g] for g in groups],
+            [truth[g].astype(np.float64) for g in groups])
 
 
 # Validation scores users in chunks of this many, of similar history length: a chunk is

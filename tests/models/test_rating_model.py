@@ -31,6 +31,7 @@ from models.training.rating import (
     _offset_trials,
     _PaddedTimelines,
     _residuals,
+    _rmse,
     _rmses,
     _sample_context,
     _validation_predictions,
@@ -596,6 +597,24 @@ def test_training_keeps_a_history_offset_validation_cannot_tell_from_the_best(
     shrink = config.departure_shrink
     assert departures["none" if shrink is None else str(shrink)] == min(departures.values())
     assert trained.validation_rmse == min(departures.values())
+
+
+def test_each_departure_trial_is_the_validation_error_serving_would_make(
+    trained: RatingTrainResult, encoded: EncodedRatings,
+) -> None:
+    """The trials share each history's offset across every k; each must still equal a
+    whole validation pass with that k set (the fixture trains without refit, so the model
+    is the one the trials measured)."""
+    model = trained.model
+    kept = model.config
+    fit, val = per_user_holdout(encoded, SMALL_TRAIN.val_fraction, seed=SMALL_TRAIN.seed)
+    try:
+        for shrink in SMALL_TRAIN.departure_shrinks:
+            model.config = replace(kept, departure_shrink=shrink)
+            whole = _rmse(_validation_predictions(model, fit.timelines, val, torch.device("cpu")))
+            assert trained.departure_rmse[str(shrink)] == pytest.approx(whole, abs=1e-6)
+    finally:
+        model.config = kept
 
 
 def test_item_offsets_are_their_raters_shrunk_mean_residual_as_serving_predicts(
