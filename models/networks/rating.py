@@ -347,7 +347,9 @@ class RatingModel(nn.Module):
         `offsets` where the caller already has them for these `positions`) and shrunk by
         the items each variant reads. With the inner-product head and no `offsets`, the
         history's items join the targets in one pass."""
-        read, read_without = _read_without(hist_items, targets, positions)
+        read = read_without = None
+        if self.config.departure_shrink is not None:
+            read, read_without = _read_without(hist_items, targets, positions)
         if self.config.history_offset_shrink is None:
             whole, attention, without = self._leave_one_out(hist_items, hist_ratings, targets,
                                                             positions)
