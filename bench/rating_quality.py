@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,20 @@ def run_fold(folder: Path, fold: int, heads: list[str], device: str, genres: boo
             "offset_validation_rmse": result.offset_rmse,
             "departure_shrink": result.model.config.departure_shrink,
             "departure_validation_rmse": result.departure_rmse,
+            "session_seconds": result.model.config.session_seconds,
+            "session_shrink": result.model.config.session_shrink,
+            "session_validation_rmse": result.session_rmse,
             "device": result.device,
         }
+        # The same model without its session offset: what it does without the test
+        # ratings' times (the literature's models use none).
+        timeless = replace(result.model.config, session_seconds=None, session_shrink=None)
+        kept, result.model.config = result.model.config, timeless
+        predicted, _ = predict_table(
+            result.model, data.item_ids, train_table, test_table, result.device,
+        )
+        result.model.config = kept
+        rows[f"attentive_{head}_without_session"] = _scores(predicted, test_table.ratings)
         print(f"  u{fold} attentive_{head}: {rows[f'attentive_{head}']['rmse']:.4f} "
               f"({rows[f'attentive_{head}']['train_s']} s)", flush=True)
     return rows

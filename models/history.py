@@ -16,25 +16,32 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class History:
-    """One user's rated items as dense indices, oldest first. items (L,) int64, ratings (L,)."""
+    """One user's rated items as dense indices, oldest first. items (L,) int64, ratings (L,);
+    times (L,) int64 Unix seconds when known (the rating model's session offset reads them),
+    else None."""
 
     items: np.ndarray
     ratings: np.ndarray
+    times: np.ndarray | None = None
 
     def newest(self, cap: int) -> History:
-        return History(self.items[-cap:], self.ratings[-cap:]) if len(self.items) > cap else self
+        return self[-cap:] if len(self.items) > cap else self
 
     def without(self, position: int) -> History:
         """This history with one entry left out (what a contribution is measured against)."""
-        keep = np.arange(len(self.items)) != position
-        return History(self.items[keep], self.ratings[keep])
+        return self[np.arange(len(self.items)) != position]
+
+    def __getitem__(self, which: slice | np.ndarray) -> History:
+        """The entries a slice or a boolean mask selects, times with them."""
+        times = None if self.times is None else self.times[which]
+        return History(self.items[which], self.ratings[which], times)
 
     def __len__(self) -> int:
         return len(self.items)
 
     @classmethod
     def empty(cls) -> History:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,22 @@ class PaddedBatch:
     hist_mask: Tensor  # (H, L) bool
     targets: Tensor  # (H, C) long
     target_mask: Tensor  # (H, C) bool
+    # (H, L) and (H, C) int64 Unix seconds: when each history item was rated and when each
+    # target's rating is predicted for; None unless every history has times and `at` is given.
+    hist_times: Tensor | None = None
+    target_times: Tensor | None = None
 
 
 def pad_batch(
     histories: Sequence[History],
     targets: Sequence[np.ndarray],
     device: torch.device | str = "cpu",
+    at: Sequence[np.ndarray | int] | None = None,
 ) -> PaddedBatch:
     """Pads histories and target lists (one per history) into dense tensors.
 
+    at: per history, when its targets' ratings are predicted for (Unix seconds): one time
+    for all its targets (serving: now) or one per target (evaluation: when each was rated).
     An empty history gets one masked slot so shapes stay valid; the models then use their
     default user.
     """
@@ -74,13 +88,30 @@ def pad_batch(
         target_items[row, : len(wanted)] = wanted
         target_mask[row, : len(wanted)] = True
     as_tensor = lambda a: torch.from_numpy(a).to(device, non_blocking=True)  # noqa: E731
+    times = None
+    if at is not None and all(history.times is not None for history in histories):
+        times = tuple(as_tensor(a) for a in _padded_times(histories, at, length, width))
     return PaddedBatch(
         as_tensor(hist_items),
         as_tensor(hist_ratings),
         as_tensor(hist_mask),
         as_tensor(target_items),
         as_tensor(target_mask),
+        *(times or ()),
     )
+
+
+def _padded_times(
+    histories: Sequence[History], at: Sequence[np.ndarray | int], length: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, L) rating times and (H, C) prediction times, 0 where padded."""
+    hist_times = np.zeros((len(histories), length), np.int64)
+    target_times = np.zeros((len(histories), width), np.int64)
+    for row, (history, when) in enumerate(zip(histories, at, strict=True)):
+        hist_times[row, : len(history)] = history.times
+        target_times[row] = when if np.ndim(when) == 0 else np.pad(
+            np.asarray(when, np.int64), (0, width - len(when)))
+    return hist_times, target_times
 
 
 def chunks_by_length(histories: Sequence[History], size: int) -> list[np.ndarray]:

@@ -132,14 +132,14 @@ class ItemCatalogue:
             table[unseen] = [NOT_SCORED if f is None else f for f in found]
             index = table[codes]
         kept = index >= 0
-        return History(index[kept].astype(np.int64), stored.ratings[kept])
+        return History(index[kept].astype(np.int64), stored.ratings[kept], stored.times[kept])
 
     def history(self, ratings: list[Rating]) -> History:
         """The model's view of stored ratings, oldest first: items it does not embed (yet)
         carry no signal and are left out. Empty means a cold start."""
         found = self._ids.lookup([r.item_id for r in ratings])
-        values = [r.rating for r in ratings]
-        if None in found:
-            values = [v for v, f in zip(values, found, strict=True) if f is not None]
-            found = [f for f in found if f is not None]
-        return History(np.array(found, np.int64), np.array(values, np.float32))
+        kept = [(f, r.rating, r.timestamp) for f, r in zip(found, ratings, strict=True)
+                if f is not None]
+        items, values, times = zip(*kept, strict=True) if kept else ((), (), ())
+        return History(np.array(items, np.int64), np.array(values, np.float32),
+                       np.array(times, np.int64))

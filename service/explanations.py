@@ -46,11 +46,11 @@ class Explainer:
 
     async def contributions(
         self, served: ServedModel, history: History, targets: np.ndarray, order: Order,
-        positions: np.ndarray | None = None,
+        positions: np.ndarray | None = None, at: int | None = None,
     ) -> Contributions:
-        """Contributions to each target's `order` score under `served`: one batched call
-        on the scoring thread."""
-        job = ExplainJob(history, targets, order, positions)
+        """Contributions to each target's `order` score under `served`, predicted as of
+        `at` (Unix seconds): one batched call on the scoring thread."""
+        job = ExplainJob(history, targets, order, positions, at)
         [found] = await self._batcher.call(served.predictor.contributions, [job])
         return found
 
@@ -84,14 +84,14 @@ class Explainer:
 
     async def carousel_rows(
         self, served: ServedModel, history: History, anchors: list[int],
-        candidates: np.ndarray, k: int,
+        candidates: np.ndarray, k: int, at: int | None = None,
     ) -> list[list[int]]:
         """For each anchor (a history position), up to k of `candidates` (best first), each
         truly pushed up by its anchor: removing the anchor lowers the item's recommended
         score. An item goes to the row, not yet full, whose anchor it owes most; no item
         is shown twice. Rows are lists of positions in `candidates`."""
         found = await self.contributions(
-            served, history, candidates, "recommended", np.array(anchors, np.int64)
+            served, history, candidates, "recommended", np.array(anchors, np.int64), at
         )
         rows: list[list[int]] = [[] for _ in anchors]
         for position, owed in enumerate(found.contribution.tolist()):  # best first

@@ -95,12 +95,13 @@ class Rating(NamedTuple):
 
 
 class CodedRatings(NamedTuple):
-    """A history as stored, oldest first: item codes (int64) and ratings (float32). What
-    the scoring path reads: `ItemCatalogue.coded_history` maps codes to a model's indices
-    without an item id per rating."""
+    """A history as stored, oldest first: item codes (int64), ratings (float32) and their
+    Unix times (int64). What the scoring path reads: `ItemCatalogue.coded_history` maps
+    codes to a model's indices without an item id per rating."""
 
     codes: np.ndarray
     ratings: np.ndarray
+    times: np.ndarray
 
 
 class RatingStore:
@@ -125,7 +126,8 @@ class RatingStore:
         """The user's history as item codes and ratings, as `read` without the ids."""
         records = _records(await self._stored(user_id))
         return CodedRatings(records["code"].astype(np.int64),
-                            (records["rating"] / HUNDREDTHS).astype(np.float32))
+                            (records["rating"] / HUNDREDTHS).astype(np.float32),
+                            records["timestamp"].astype(np.int64))
 
     async def ids_of(self, codes: list[int]) -> list[str]:
         """Each item code's item id."""

@@ -17,6 +17,7 @@ rating answer `NoRatingHead` (409).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,7 +213,8 @@ class Recommender:
         targets = served.catalogue.indices(
             self.limits.check_ids(item_ids, self._settings.max_items_per_request)
         )
-        result = await self._batcher.submit((served.predictor, ScoreJob(history, targets)))
+        result = await self._batcher.submit(
+            (served.predictor, ScoreJob(history, targets, at=_now())))
         return Scored(result.ratings, len(history) == 0, served.version)
 
     async def rank(
@@ -244,7 +246,8 @@ class Recommender:
         if len(pool) == 0:
             return RankedList([], len(history) == 0, served.version)
         result = await self._batcher.submit(
-            (served.predictor, ScoreJob(history, pool, order, top=k, explain=explain))
+            (served.predictor, ScoreJob(history, pool, order, top=k, explain=explain,
+                                        at=_now()))
         )
         reasons: list[Reasons | None] = [None] * len(result.best)
         if result.contributions is not None:
@@ -269,7 +272,7 @@ class Recommender:
         target = served.catalogue.index(item_id)
         history = await self._history(served, user_id, None)
         found = await self._explainer.contributions(
-            served, history, np.array([target], np.int64), "rating"
+            served, history, np.array([target], np.int64), "rating", at=_now()
         )
         [reasons] = self._explainer.reasons(served, found, k)
         return Explained(float(found.prediction[0]), reasons, len(history) == 0, served.version)
@@ -290,11 +293,13 @@ class Recommender:
             return Carousels([], served.version)
         # Deep enough that rows fill with items their anchor really pushes up.
         depth = max(k * len(anchors) * CAROUSEL_DEPTH, self._settings.recommend_depth)
+        now = _now()
         result = await self._batcher.submit(
-            (served.predictor, ScoreJob(history, pool, "recommended", top=depth))
+            (served.predictor, ScoreJob(history, pool, "recommended", top=depth, at=now))
         )
         candidates = pool[result.best]
-        assigned = await self._explainer.carousel_rows(served, history, anchors, candidates, k)
+        assigned = await self._explainer.carousel_rows(served, history, anchors, candidates, k,
+                                                       now)
         catalogue = served.catalogue
         return Carousels([
             Carousel(
@@ -351,6 +356,12 @@ class Recommender:
         assert user_id is not None
         stored = await self._store.read_coded(self.limits.check_id(user_id, "user_id"))
         return await served.catalogue.coded_history(stored, self._store.ids_of)
+
+
+def _now() -> int:
+    """What the service predicts ratings for: now, in Unix seconds (the rating model's
+    session offset weighs the history items rated just before it)."""
+    return int(time.time())
 
 
 def _predicted(rating: float) -> float | None:

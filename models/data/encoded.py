@@ -75,6 +75,7 @@ class UserTimelines:
         order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
         self.items = data.items[order]
         self.ratings = data.ratings[order]
+        self.times = data.timestamps[order]
         self.lengths = np.bincount(data.users, minlength=len(data.user_ids))
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
 
@@ -84,7 +85,7 @@ class UserTimelines:
 
     def history(self, user: int) -> History:
         start, end = self.offsets[user], self.offsets[user + 1]
-        return History(self.items[start:end], self.ratings[start:end])
+        return History(self.items[start:end], self.ratings[start:end], self.times[start:end])
 
     def at(self, users: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Items and ratings at `positions` (B, W) of the timelines of `users` (B,); each

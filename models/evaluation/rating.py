@@ -42,7 +42,8 @@ def predict_table(
     device: torch.device | str = "cpu",
     batch_users: int = 256,
 ) -> tuple[np.ndarray, int]:
-    """Predictions for every row of `test` in its order, and how many hit unknown items."""
+    """Predictions for every row of `test` in its order, each as of when it was rated (what
+    the rating model's session offset reads), and how many hit unknown items."""
     mean = float(model.global_mean)
     histories = histories_by_user(history_table, item_ids)
     known = np.fromiter((i in item_ids for i in test.items.tolist()), bool, len(test))
@@ -62,7 +63,8 @@ def predict_table(
         chunk = users[start : start + batch_users]
         hist = [histories.get(u, History.empty()) for u, _ in chunk]
         targets = [item_ids.encode(test.items[known_index[rows]]) for _, rows in chunk]
-        preds = predict_ratings(model, hist, targets, device)
+        at = [test.timestamps[known_index[rows]].astype(np.int64) for _, rows in chunk]
+        preds = predict_ratings(model, hist, targets, device, at)
         for (_, rows), p in zip(chunk, preds, strict=True):
             prediction[known_index[rows]] = p
     return np.clip(prediction, model.scale.low, model.scale.high), int((~known).sum())
@@ -119,6 +121,7 @@ def histories_by_user(table: RatingTable, item_ids: IdMap) -> dict[str, History]
     for user, rows in _rows_by_user(table).items():
         rows = rows[np.argsort(table.timestamps[rows], kind="stable")]
         out[user] = History(
-            item_ids.encode(table.items[rows]), table.ratings[rows].astype(np.float32)
+            item_ids.encode(table.items[rows]), table.ratings[rows].astype(np.float32),
+            table.timestamps[rows].astype(np.int64),
         )
     return out

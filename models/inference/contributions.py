@@ -19,7 +19,7 @@ import torch
 
 from models.history import History
 from models.networks.ranking import ItemSide, RankingModel
-from models.networks.rating import RatingModel
+from models.networks.rating import HistoryOffset, RatingModel, Times
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,14 @@ class Contributions:
 @torch.inference_mode()
 def rating_contributions(
     model: RatingModel, history: History, targets: np.ndarray, positions: np.ndarray,
-    device: torch.device, offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: torch.device, offsets: tuple[HistoryOffset, HistoryOffset] | None = None,
+    at: int | None = None,
 ) -> Contributions:
     """offsets: the history offsets of `positions` (`RatingModel.offsets_without`), where
-    the caller already computed them."""
-    found = model.leave_one_out(*_tensors(history, targets, positions, device), offsets)
+    the caller already computed them; at: when the ratings are predicted for (Unix
+    seconds), for the session offset (None: none)."""
+    found = model.leave_one_out(*_tensors(history, targets, positions, device), offsets,
+                                times_of(history, at, device))
     return _contributions(history, targets, positions, *found)
 
 
@@ -56,6 +59,15 @@ def ranking_contributions(
 ) -> Contributions:
     found = model.leave_one_out(*_tensors(history, targets, positions, device), item_side)
     return _contributions(history, targets, positions, *found)
+
+
+def times_of(history: History, at: int | None, device: torch.device) -> Times | None:
+    """The rating model's `times` for one history predicted as of `at`: its items' (L,)
+    and `at` (1,); None where either is unknown."""
+    if at is None or history.times is None:
+        return None
+    return (torch.from_numpy(np.asarray(history.times, np.int64)).to(device),
+            torch.tensor([at], dtype=torch.int64, device=device))
 
 
 def _tensors(

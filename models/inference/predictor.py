@@ -41,13 +41,15 @@ from models.inference.contributions import (
     Contributions,
     ranking_contributions,
     rating_contributions,
+    times_of,
 )
 from models.inference.defaults import DEPTH, LIKE_WEIGHT
 from models.inference.scoring import ranking_scores, rating_output
+from models.networks.rating import HistoryOffset
 
 Order = Literal["ranking", "rating", "recommended"]
-# A history offset's weights: with the whole history, and without each item.
-Offsets = tuple[torch.Tensor, torch.Tensor]
+# A history's offset: with the whole history, and without each item.
+Offsets = tuple[HistoryOffset, HistoryOffset]
 DISLIKED_LAST = 1e6  # larger than any spread of recommended scores
 
 
@@ -64,13 +66,16 @@ class ScoreJob:
     explained: the contributions of the history's items to the score that ordered them.
     The ranking model scores every target; the rating model only those it must (every
     target for the rating order, the `depth` shortlist for the recommended one, else the
-    best `top`): it costs more per target."""
+    best `top`): it costs more per target.
+    at: when the ratings are predicted for, Unix seconds (the service's now), for the rating
+    model's session offset; None: no session offset."""
 
     history: History
     targets: np.ndarray
     order: Order | None = None
     top: int | None = None
     explain: bool = False
+    at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,13 @@ class ExplainJob:
     """Contributions of `history`'s items to the `order` score of each of `targets`.
 
     positions: history positions to measure (all the models read when None); a position
-    no model reads (older than their caps) is refused."""
+    no model reads (older than their caps) is refused. at: as `ScoreJob`'s."""
 
     history: History
     targets: np.ndarray
     order: Order
     positions: np.ndarray | None = None
+    at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,8 @@ class Predictor:
             items, ratings = (torch.from_numpy(a).to(self.device)
                               for a in (history.items, history.ratings))
             return model.offsets_without(items, ratings,
-                                         torch.arange(len(history), device=self.device))
+                                         torch.arange(len(history), device=self.device),
+                                         times_of(history, job.at, self.device))
 
     def _cap(self, order: Order) -> int:
         """The newest history items an explanation in `order` measures: those its models read."""
@@ -244,7 +251,7 @@ class Predictor:
         explained = None
         if job.explain:
             explained = self._contributions(
-                ExplainJob(job.history, job.targets[best], job.order), offsets)
+                ExplainJob(job.history, job.targets[best], job.order, at=job.at), offsets)
         return ScoreResult(ratings, ranking, score, best, explained)
 
     def _contributions(self, job: ExplainJob, offsets: Offsets | None = None) -> Contributions:
@@ -264,12 +271,12 @@ class Predictor:
         targets = np.asarray(job.targets, np.int64)
         if job.order == "rating":
             return rating_contributions(self.rating_model, history, targets, positions,
-                                        self.device, offsets)
+                                        self.device, offsets, job.at)
         ranked = self._ranking_contributions(history, targets, positions)
         if job.order == "ranking" or not self.rated:
             return ranked
         rated = rating_contributions(self.rating_model, history, targets, positions, self.device,
-                                     offsets)
+                                     offsets, job.at)
         return Contributions(
             history,
             targets,
@@ -311,9 +318,11 @@ class Predictor:
         wanted = [jobs[i].targets[p] for i, p in zip(members, positions, strict=True)]
         offset = None
         if all(own is not None for own in offsets):
-            offset = torch.stack([own[0] for own in offsets])  # type: ignore[index]
-        rated = rating_output(self.rating_model, pad_batch(histories, wanted, self.device),
-                              offset)
+            offset = HistoryOffset.stack([own[0] for own in offsets])  # type: ignore[index]
+        at = [jobs[i].at for i in members]
+        batch = pad_batch(histories, wanted, self.device,
+                          None if None in at else at)  # type: ignore[arg-type]
+        rated = rating_output(self.rating_model, batch, offset)
         ratings = rated.rating.float().cpu().numpy()
         for row, p in enumerate(positions):
             out[row][p] = ratings[row, : len(p)]

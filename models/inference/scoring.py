@@ -11,16 +11,19 @@ import torch
 
 from models.history import History, PaddedBatch, pad_batch
 from models.networks.ranking import ItemSide, RankingModel
-from models.networks.rating import RatingModel, RatingOutput
+from models.networks.rating import HistoryOffset, RatingModel, RatingOutput
 
 
 @torch.inference_mode()
 def rating_output(
-    model: RatingModel, batch: PaddedBatch, offset: torch.Tensor | None = None
+    model: RatingModel, batch: PaddedBatch, offset: HistoryOffset | None = None
 ) -> RatingOutput:
-    """Predicted ratings (H, C), calibrated by each history's offset (its weights `offset`
-    (H, W) where the caller already has them), and attention (H, C, L). Padded target slots hold
-    meaningless values; callers read only the first len(targets) of each row."""
+    """Predicted ratings (H, C), calibrated by each history's offset (`offset` where the
+    caller already has it), and attention (H, C, L). Padded target slots hold meaningless
+    values; callers read only the first len(targets) of each row."""
+    times = None
+    if batch.hist_times is not None and batch.target_times is not None:
+        times = (batch.hist_times, batch.target_times)
     return model(
         batch.hist_items,
         batch.hist_ratings,
@@ -29,6 +32,7 @@ def rating_output(
         batch.target_mask,
         calibrated=True,
         offset=offset,
+        times=times,
     )
 
 
@@ -37,10 +41,12 @@ def predict_ratings(
     histories: Sequence[History],
     targets: Sequence[np.ndarray],
     device: torch.device | str = "cpu",
+    at: Sequence[np.ndarray | int] | None = None,
 ) -> list[np.ndarray]:
-    """One float32 array of predicted ratings per history (its newest `max_context` items)."""
+    """One float32 array of predicted ratings per history (its newest `max_context` items),
+    as of `at` (per history, one time or one per target; see `pad_batch`)."""
     capped = [h.newest(model.config.max_context) for h in histories]
-    out = rating_output(model, pad_batch(capped, targets, device))
+    out = rating_output(model, pad_batch(capped, targets, device, at))
     ratings = out.rating.float().cpu().numpy()
     return [ratings[row, : len(t)] for row, t in enumerate(targets)]
 

@@ -26,7 +26,7 @@ from models.data.table import RatingScale
 from models.history import History, chunks_by_length, pad_batch
 from models.inference.device import resolve_device
 from models.inference.scoring import predict_ratings, rating_output
-from models.networks.rating import RatingModel, RatingModelConfig
+from models.networks.rating import HistoryOffset, RatingModel, RatingModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,13 @@ class RatingTrainConfig:
     # validation / test: u1 0.8878 / 0.9074 without, 0.8865 / 0.9057 at 5 (chosen); the
     # quality recipe: new users 0.9609 -> 0.9544, u1 0.9030 -> 0.9014 (bench/findings.md).
     departure_shrinks: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
+    # tau (seconds) and lambda of the session offset (the model's `session_seconds` and
+    # `session_shrink`), every pair tried on the validation split, each target predicted for
+    # when it was rated, after the departure's shrinkage; () for none. The fast recipe on u1,
+    # validation / test: 0.8865 / 0.9051 without, 0.8710 / 0.8940 at 72 s and 4, 0.8726 /
+    # 0.8932 at 180 s and 4 (bench/findings.md).
+    session_seconds: tuple[float, ...] = (30.0, 60.0, 180.0, 600.0, 1800.0)
+    session_shrinks: tuple[float, ...] = (2.0, 4.0, 8.0)
     seed: int = 0
     device: str = "auto"
 
@@ -113,6 +120,9 @@ class RatingTrainResult:
     item_offset_rmse: dict[str, float] = field(default_factory=dict)
     # Then, with the chosen item offsets, by departure shrinkage ("none": without).
     departure_rmse: dict[str, float] = field(default_factory=dict)
+    # Then, with the chosen departure shrinkage, by session offset ("none": without;
+    # "180.0+4.0": tau and lambda).
+    session_rmse: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     device: str = "cpu"
 
@@ -154,6 +164,10 @@ def train_rating_model(
     departure_rmse = _departure_rmse(model, fit_part.timelines, val_part,
                                      min(item_rmse.values()), config, device)
     departure = _shrink_setting(min(departure_rmse, key=departure_rmse.get))
+    model.config = replace(model.config, departure_shrink=departure)
+    session_rmse = _session_rmse(model, fit_part.timelines, val_part,
+                                 min(departure_rmse.values()), config, device)
+    session = _session_setting(min(session_rmse, key=session_rmse.get))
     if config.refit:
         # Same recipe, every rating used, for the epoch count validation chose.
         model, _, _ = _fit(data, None, scale, config, device, best["epoch"], progress)
@@ -164,16 +178,18 @@ def train_rating_model(
         sums, counts = _item_residuals(model, data.timelines, device)
     if item_shrink is not None:
         model.item_offsets.copy_(torch.from_numpy(sums / (counts + item_shrink)).float())
-    model.config = replace(model.config, departure_shrink=departure)
+    model.config = replace(model.config, departure_shrink=departure,
+                           session_seconds=session[0], session_shrink=session[1])
     model.eval()
     return RatingTrainResult(
         model=model,
-        validation_rmse=min(departure_rmse.values()),
+        validation_rmse=min(session_rmse.values()),
         best_epoch=best["epoch"],
         epochs=epochs,
         offset_rmse=offset_rmse,
         item_offset_rmse=item_rmse,
         departure_rmse=departure_rmse,
+        session_rmse=session_rmse,
         seconds=time.perf_counter() - started,
         device=str(device),
     )
@@ -581,7 +597,8 @@ def _departure_rmse(
         batch = pad_batch([histories[i] for i in chunk], [items[i] for i in chunk], device)
         offset = None
         if model.config.history_offset_shrink is not None:
-            offset = model.history_offset(batch.hist_items, batch.hist_ratings, batch.hist_mask)
+            offset = model.history_offset(batch.hist_items, batch.hist_ratings,
+                                          batch.hist_mask)
         for shrink in config.departure_shrinks:
             model.config = replace(model.config, departure_shrink=shrink)
             rated = rating_output(model, batch, offset).rating.double().cpu().numpy()
@@ -590,6 +607,61 @@ def _departure_rmse(
     model.config = replace(model.config, departure_shrink=None)
     count = max(sum(len(t) for t in truth), 1)
     return {"none": without, **{str(k): float(np.sqrt(v / count)) for k, v in squared.items()}}
+
+
+@torch.inference_mode()
+def _session_rmse(
+    model: RatingModel, timelines: UserTimelines, part: EncodedRatings, without: float,
+    config: RatingTrainConfig, device: torch.device,
+) -> dict[str, float]:
+    """Validation RMSE without the session offset ("none": `without`, already measured)
+    and with each (tau, lambda) of `config.session_seconds` x `config.session_shrinks`
+    ("180.0+4.0"), each target predicted as serving predicts, for when it was rated. Each
+    history's residuals and offset are computed once for every setting. Leaves the model
+    without it. Needs the history offset: without one, only "none"."""
+    if model.config.history_offset_shrink is None:
+        return {"none": without}
+    histories, items, truth = _validation_users(model, timelines, part)
+    at = _validation_times(part)
+    settings = [(tau, shrink) for tau in config.session_seconds
+                for shrink in config.session_shrinks]
+    squared = dict.fromkeys(settings, 0.0)
+    for chunk in chunks_by_length(histories, VALIDATION_CHUNK):
+        batch = pad_batch([histories[i] for i in chunk], [items[i] for i in chunk], device,
+                          [at[i] for i in chunk])
+        hist_items, mask = batch.hist_items, batch.hist_mask
+        residuals = model.history_residuals(hist_items, batch.hist_ratings, mask)
+        weights = model.offset_weights(hist_items, residuals, mask)
+        after_offset = residuals - model.offset_of(weights, hist_items)
+        for tau, shrink in settings:
+            model.config = replace(model.config, session_seconds=tau, session_shrink=shrink)
+            session = model.session_offset(after_offset, mask, batch.hist_times,
+                                           batch.target_times)
+            rated = rating_output(model, batch, HistoryOffset(weights, session))
+            rated = rated.rating.double().cpu().numpy()
+            squared[tau, shrink] += sum(
+                float(((rated[row, : len(items[i])] - truth[i]) ** 2).sum())
+                for row, i in enumerate(chunk))
+    model.config = replace(model.config, session_seconds=None, session_shrink=None)
+    count = max(sum(len(t) for t in truth), 1)
+    return {"none": without, **{f"{tau}+{shrink}": float(np.sqrt(v / count))
+                                for (tau, shrink), v in squared.items()}}
+
+
+def _session_setting(key: str) -> tuple[float | None, float | None]:
+    """tau and lambda of the session offset a `_session_rmse` key names; "none": None."""
+    if key == "none":
+        return None, None
+    tau, _, shrink = key.partition("+")
+    return float(tau), float(shrink)
+
+
+def _validation_times(part: EncodedRatings) -> list[np.ndarray]:
+    """Per validation user, in `_validation_users`' order: when each of their validation
+    items was rated."""
+    order = np.argsort(part.users, kind="stable")
+    users, times = part.users[order], part.timestamps[order]
+    return np.split(times.astype(np.int64), np.flatnonzero(np.diff(users)) + 1)
 
 
 @torch.inference_mode()

@@ -235,24 +235,31 @@ def test_an_explained_rank_is_the_plain_rank_with_its_contributions(
 ) -> None:
     """A rank that explains computes the rating model's history offset once, from the
     leave-one-out of the history it needs anyway: the same ratings and order as the plain
-    rank, the same contributions as explaining afterwards, alone or beside a plain job."""
+    rank, the same contributions as explaining afterwards, alone or beside a plain job.
+    The history's newest ten items were rated within the session offset's reach of `at`."""
     artifact = load_artifact(artifact_dir)
     model = artifact.rating_model
-    model.config = replace(model.config, history_offset_shrink=3.0)
+    model.config = replace(model.config, history_offset_shrink=3.0, session_seconds=600.0,
+                           session_shrink=1.0)
     predictor = Predictor(artifact, CPU)
     rng = np.random.default_rng(1)
-    history = History(rng.permutation(100)[:40], rng.integers(1, 6, 40).astype(np.float32))
+    at = 1_700_000_000
+    times = np.r_[at - 86_400 * np.arange(30, 0, -1), at - 60 * np.arange(10, 0, -1)]
+    history = History(rng.permutation(100)[:40], rng.integers(1, 6, 40).astype(np.float32),
+                      times)
     targets = np.setdiff1d(np.arange(120), history.items)
-    [plain] = predictor.run([ScoreJob(history, targets, order, top=5)])
-    explained = ScoreJob(history, targets, order, top=5, explain=True)
+    [plain] = predictor.run([ScoreJob(history, targets, order, top=5, at=at)])
+    [timeless] = predictor.run([ScoreJob(history, targets, order, top=5)])
+    assert np.nanmax(np.abs(plain.ratings - timeless.ratings)) > 1e-3
+    explained = ScoreJob(history, targets, order, top=5, explain=True, at=at)
     offsets = []
     computed = predictor.rating_model.history_offset
     monkeypatch.setattr(predictor.rating_model, "history_offset",
                         lambda *args: offsets.append(args) or computed(*args))
     [alone] = predictor.run([explained])
     assert offsets == []
-    [_, beside] = predictor.run([ScoreJob(history, targets, order, top=5), explained])
-    [after] = predictor.contributions([ExplainJob(history, targets[plain.best], order)])
+    [_, beside] = predictor.run([ScoreJob(history, targets, order, top=5, at=at), explained])
+    [after] = predictor.contributions([ExplainJob(history, targets[plain.best], order, at=at)])
     for found in (alone, beside):
         np.testing.assert_array_equal(found.best, plain.best)
         np.testing.assert_allclose(found.ratings, plain.ratings, atol=1e-5)

@@ -4,6 +4,7 @@ What every model keeps (batched == single, ...) is in test_model_contract.py."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -289,6 +290,11 @@ def random_model(**config: object) -> RatingModel:
 
 # Three item attributes, each weighed by the history offset under a ridge of 2.
 ATTRIBUTED = {"attributes": ("comedy", "drama", "war"), "attribute_ridge": 2.0}
+# A session offset over a minute and a half, and when the test history's items were rated:
+# two a day before the prediction, three within two minutes of it.
+SESSION = {"session_seconds": 90.0, "session_shrink": 2.0}
+NOW = 1_700_000_000
+TIMES = np.array([NOW - 86_400, NOW - 86_300, NOW - 120, NOW - 60, NOW - 5])
 
 
 @pytest.mark.parametrize(
@@ -305,26 +311,34 @@ def test_leave_one_out_equals_real_removal_for_every_head(
     head: str, attentive_bias: bool, offset_shrink: float | None, opinion: float,
     every_offset: bool, heads: int,
 ) -> None:
-    """every_offset: the history offset weighs item attributes, each item has its own, and
-    the departure from the item's baseline is shrunk by the items read (each variant reads
-    one fewer, a target in the history one fewer still). heads: attention heads, each over
-    its slice of the embeddings."""
-    every = {**ATTRIBUTED, "departure_shrink": 2.0} if every_offset else {}
+    """every_offset: the history offset weighs item attributes, each item has its own, the
+    departure from the item's baseline is shrunk by the items read (each variant reads
+    one fewer, a target in the history one fewer still), and the session offset weighs
+    the residuals of the items rated near the prediction's time. heads: attention heads,
+    each over its slice of the embeddings."""
+    every = {**ATTRIBUTED, **SESSION, "departure_shrink": 2.0} if every_offset else {}
     model = random_model(head=head, attentive_bias=attentive_bias,
                          history_offset_shrink=offset_shrink, opinion_attention=opinion,
                          attention_heads=heads, **every)
     if every_offset:
         model.item_offsets.copy_(0.3 * torch.randn(model.n_items))
-    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32))
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32),
+                      TIMES)
     targets, positions = np.array([7, 25, 9]), np.arange(5)
+    times = (torch.from_numpy(TIMES), torch.tensor([NOW]))
     with torch.inference_mode():
         whole, attention, without = model.leave_one_out(
-            *(torch.from_numpy(x) for x in (history.items, history.ratings, targets, positions))
+            *(torch.from_numpy(x) for x in (history.items, history.ratings, targets, positions)),
+            times=times,
         )
-    [real_whole] = predict_ratings(model, [history], [targets])
+    [real_whole] = predict_ratings(model, [history], [targets], at=[NOW])
     np.testing.assert_allclose(whole.numpy(), real_whole, atol=1e-5)
-    real = predict_ratings(model, [history.without(p) for p in positions], [targets] * 5)
+    real = predict_ratings(model, [history.without(p) for p in positions], [targets] * 5,
+                           at=[NOW] * 5)
     np.testing.assert_allclose(without.numpy(), np.stack(real), atol=1e-5)
+    if every_offset and offset_shrink is not None:  # the session offset is in what was held
+        [timeless] = predict_ratings(model, [history], [targets])
+        assert np.abs(timeless - real_whole).max() > 1e-3
     assert attention[0, 1] == 0.0  # target 7 is in the history: never attends to itself
 
 
@@ -411,6 +425,59 @@ def test_history_offset_is_the_shrunk_mean_residual_of_each_item_predicted_from_
     [shifted] = predict_ratings(calibrated, [history], [targets])
     assert abs(offset) > 0.05  # random weights: the history's items are mispredicted
     np.testing.assert_allclose(shifted, np.clip(raw + offset, SCALE.low, SCALE.high), atol=1e-5)
+
+
+def test_the_session_offset_weighs_the_residuals_rated_near_the_prediction_time() -> None:
+    """A prediction for time t adds sum_j w_j e_j / (sum_j w_j + lambda): e_j the residual
+    of item j after the history offset, w_j = exp(-|t - t_j| / tau). Long after the history,
+    it adds nothing."""
+    model = random_model(history_offset_shrink=3.0, **SESSION)
+    history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32),
+                      TIMES)
+    targets = np.array([7, 25, 9])
+    with torch.inference_mode():
+        batch = pad_batch([history], [targets])
+        weights = model.history_offset(batch.hist_items, batch.hist_ratings,
+                                       batch.hist_mask).weights
+        mean = float(weights[0, 0])  # no attributes: the offset is one number
+    # Each item predicted from the others by the model without offsets, less the offset.
+    raw = np.array([predict_ratings(random_model(), [history.without(p)],
+                                    [history.items[p : p + 1]])[0][0]
+                    for p in range(len(history))])
+    residuals = history.ratings - raw - mean
+    for at in (NOW, NOW - 86_350):
+        weight = np.exp(-np.abs(at - TIMES) / 90.0)
+        session = float((weight * residuals).sum() / (weight.sum() + 2.0))
+        [timeless] = predict_ratings(model, [history], [targets])
+        [timed] = predict_ratings(model, [history], [targets], at=[at])
+        inside = (timeless > SCALE.low) & (timeless < SCALE.high)
+        assert inside.sum() >= 2 and abs(session) > 0.05
+        np.testing.assert_allclose(timed[inside],
+                                   np.clip(timeless + session, 1, 5)[inside], atol=1e-5)
+    # A prediction a year later: the history's sitting is over.
+    [later] = predict_ratings(model, [history], [targets], at=[NOW + 365 * 86_400])
+    np.testing.assert_allclose(later, timeless, atol=1e-6)
+    # One time per target, as evaluation predicts: each as if alone.
+    [both] = predict_ratings(model, [history], [targets[:2]], at=[np.array([NOW, NOW - 86_350])])
+    [first] = predict_ratings(model, [history], [targets[:1]], at=[NOW])
+    [second] = predict_ratings(model, [history], [targets[1:2]], at=[NOW - 86_350])
+    np.testing.assert_allclose(both, [first[0], second[0]], atol=1e-6)
+
+
+def test_a_history_keeps_its_times_when_cut() -> None:
+    history = History(np.array([3, 7, 1]), np.array([5, 1, 4], np.float32),
+                      np.array([10, 20, 30]))
+    np.testing.assert_array_equal(history.newest(2).times, [20, 30])
+    np.testing.assert_array_equal(history.without(1).times, [10, 30])
+    untimed = History(history.items, history.ratings)
+    assert untimed.newest(2).times is None
+    # A batch has times only when every history has them and a time is asked for.
+    assert pad_batch([history, untimed], [np.array([1])] * 2, at=[5, 5]).hist_times is None
+    assert pad_batch([history], [np.array([1])]).target_times is None
+    batch = pad_batch([history, history.newest(1)], [np.array([1, 2]), np.array([4])],
+                      at=[np.array([40, 50]), 60])
+    np.testing.assert_array_equal(batch.hist_times, [[10, 20, 30], [30, 0, 0]])
+    np.testing.assert_array_equal(batch.target_times, [[40, 50], [60, 60]])
 
 
 def test_the_offset_weighs_attributes_by_a_ridge_fit_of_the_residuals() -> None:
@@ -596,25 +663,42 @@ def test_training_keeps_a_history_offset_validation_cannot_tell_from_the_best(
     assert departures["none"] == min(items.values())
     shrink = config.departure_shrink
     assert departures["none" if shrink is None else str(shrink)] == min(departures.values())
-    assert trained.validation_rmse == min(departures.values())
+    # Last the session offset, every (tau, lambda) where there is a history offset (it
+    # weighs that offset's residuals), from the chosen departure; the best kept.
+    sessions = trained.session_rmse
+    grid = {f"{tau}+{shrink}" for tau in SMALL_TRAIN.session_seconds
+            for shrink in SMALL_TRAIN.session_shrinks}
+    assert set(sessions) == {"none", *(grid if config.history_offset_shrink else ())}
+    assert sessions["none"] == min(departures.values())
+    key = "none" if config.session_seconds is None else (
+        f"{config.session_seconds}+{config.session_shrink}")
+    assert sessions[key] == min(sessions.values())
+    assert trained.validation_rmse == min(sessions.values())
 
 
-def test_each_departure_trial_is_the_validation_error_serving_would_make(
+def test_each_session_trial_is_the_validation_error_serving_would_make(
     trained: RatingTrainResult, encoded: EncodedRatings,
 ) -> None:
-    """The trials share each history's offset across every k; each must still equal a
-    whole validation pass with that k set (the fixture trains without refit, so the model
-    is the one the trials measured)."""
-    model = trained.model
-    kept = model.config
-    fit, val = per_user_holdout(encoded, SMALL_TRAIN.val_fraction, seed=SMALL_TRAIN.seed)
-    try:
-        for shrink in SMALL_TRAIN.departure_shrinks:
-            model.config = replace(kept, departure_shrink=shrink)
-            whole = _rmse(_validation_predictions(model, fit.timelines, val, torch.device("cpu")))
-            assert trained.departure_rmse[str(shrink)] == pytest.approx(whole, abs=1e-6)
-    finally:
-        model.config = kept
+    """Each trial shares its histories' residuals across every setting; each must equal a
+    whole validation pass with that setting, every target predicted for when it was rated
+    (planted ratings are an hour apart: taus of hours)."""
+    model = copy.deepcopy(trained.model)
+    model.config = replace(model.config, history_offset_shrink=3.0, session_seconds=None,
+                           session_shrink=None)
+    config = replace(SMALL_TRAIN, session_seconds=(3_600.0, 36_000.0), session_shrinks=(1.0,))
+    fit, val = per_user_holdout(encoded, config.val_fraction, seed=config.seed)
+    cpu = torch.device("cpu")
+    trials = rating._session_rmse(model, fit.timelines, val, 1.0, config, cpu)
+    assert trials["none"] == 1.0 and model.config.session_seconds is None
+    histories, items, truth = rating._validation_users(model, fit.timelines, val)
+    at = rating._validation_times(val)
+    timeless = _rmse(_validation_predictions(model, fit.timelines, val, cpu))
+    for tau in config.session_seconds:
+        model.config = replace(model.config, session_seconds=tau, session_shrink=1.0)
+        found = predict_ratings(model, histories, items, at=at)
+        whole = float(np.sqrt(np.mean((np.concatenate(found) - np.concatenate(truth)) ** 2)))
+        assert trials[f"{tau}+1.0"] == pytest.approx(whole, abs=1e-6)
+        assert abs(whole - timeless) > 1e-4  # the session offset is in what was compared
 
 
 def test_item_offsets_are_their_raters_shrunk_mean_residual_as_serving_predicts(
