@@ -109,17 +109,8 @@ def redis_cluster(folder: Path, server: str | None = None) -> Iterator[Cluster]:
     server = server or redis_server_binary()
     cli = str(Path(server).with_name("redis-cli"))
     folder.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(_free_ports(NODES))
+    cluster = _started_nodes(server, folder)
     try:
-        for port in cluster.ports:
-            cluster.processes[port] = subprocess.Popen(
-                [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "",
-                 "--appendonly", "no", "--logfile", f"redis-{port}.log"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for port in cluster.ports:
-            _until_answers(port)
         subprocess.run([cli, "--cluster", "create",
                         *(f"127.0.0.1:{p}" for p in cluster.ports),
                         "--cluster-replicas", "1", "--cluster-yes"],
@@ -135,12 +126,40 @@ def redis_cluster(folder: Path, server: str | None = None) -> Iterator[Cluster]:
             process.wait(timeout=30)
 
 
+def _started_nodes(server: str, folder: Path, attempts: int = 3) -> Cluster:
+    """NODES servers answering on free ports. A port found free can be taken by another
+    process before its server binds it (that server then exits): such a start is stopped
+    and tried again on other ports."""
+    for attempt in range(attempts):
+        cluster = Cluster(_free_ports(NODES))
+        for port in cluster.ports:
+            cluster.processes[port] = subprocess.Popen(
+                [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "",
+                 "--appendonly", "no", "--logfile", f"redis-{port}.log"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for port, process in cluster.processes.items():
+                _until_answers(port, process)
+            return cluster
+        except (redis.RedisError, OSError):
+            for process in cluster.processes.values():
+                if process.poll() is None:
+                    process.kill()
+                process.wait(timeout=30)
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _info(port: int) -> dict[str, str]:
     with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as client:
         return client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
 
 
-def _until_answers(port: int, seconds: float = 30) -> None:
+def _until_answers(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Waits for the server on `port`; raises at once if its process has exited."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -148,7 +167,7 @@ def _until_answers(port: int, seconds: float = 30) -> None:
                 client.ping()
                 return
         except (redis.RedisError, OSError):
-            if time.monotonic() > deadline:
+            if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 
+from models.artifact import load_artifact, save_artifact
+from models.data.encoded import EncodedRatings
 from models.data.synthetic import PlantedData
 from models.history import History
-from models.inference.predictor import best_first
+from models.inference.predictor import Predictor, ScoreJob, best_first
+from models.training.ranking import RankingTrainResult
+from models.training.rating import RatingTrainResult
 from service.app import create_app
 from service.recommender import _unrated
 from service.settings import Settings
-from tests.helpers import as_ratings, liked_and_disliked
+from tests.helpers import as_ratings, liked_and_disliked, running
 
 
 async def scores(client: httpx.AsyncClient, body: dict) -> dict[str, float]:
@@ -325,3 +334,39 @@ async def test_recommended_is_the_logit_plus_the_weighted_rating_and_explains_ex
         )
         drop = top["score"] - again.json()["items"][0]["score"]
         assert np.isclose(drop, reason["contribution"], atol=1e-4)
+
+
+async def test_ratings_given_just_now_shift_the_predictions_by_their_session(
+    tmp_path: Path, settings: Settings, planted: PlantedData, encoded: EncodedRatings,
+    trained: RatingTrainResult, ranked: RankingTrainResult,
+) -> None:
+    """The service predicts for now: with a session offset, a history rated minutes ago
+    moves the predictions by its residuals, the same ratings given long ago do not."""
+    model = copy.deepcopy(trained.model)
+    model.config = replace(model.config, history_offset_shrink=3.0, session_seconds=600.0,
+                           session_shrink=1.0)
+    artifact_dir = save_artifact(
+        tmp_path / "session", model, ranked.model, encoded.item_ids, planted.catalogue,
+        rating_train_config={}, ranking_train_config={}, data={}, metrics={})
+    liked, disliked = liked_and_disliked(planted)
+    probe = liked[-4:] + disliked[-4:]
+    # Liked items rated low and disliked ones high: residuals a session offset weighs.
+    contrary = [{"item_id": i, "rating": 2} for i in liked[:4]] + [
+        {"item_id": i, "rating": 4} for i in disliked[:4]]
+    now = int(time.time())
+    async for client in running(settings.model_copy(update={"artifact": artifact_dir})):
+        for user, when in (("fresh", now - 30), ("old", 1_000_000_000)):
+            ratings = [{**r, "timestamp": when + n} for n, r in enumerate(contrary)]
+            r = await client.post(f"/v1/users/{user}/ratings", json={"ratings": ratings})
+            assert r.status_code == 200, r.text
+        fresh = await scores(client, {"user_id": "fresh", "item_ids": probe})
+        old = await scores(client, {"user_id": "old", "item_ids": probe})
+        inline = await scores(client, {"ratings": contrary, "item_ids": probe})  # server time
+    predictor = Predictor(load_artifact(artifact_dir), torch.device("cpu"))
+    history = History(encoded.item_ids.encode(np.array([r["item_id"] for r in contrary])),
+                      np.array([r["rating"] for r in contrary], np.float32))
+    [timeless] = predictor.run([ScoreJob(history, encoded.item_ids.encode(np.array(probe)))])
+    np.testing.assert_allclose([old[i] for i in probe], timeless.ratings, atol=1e-5)
+    assert max(abs(fresh[i] - old[i]) for i in probe) > 1e-2
+    np.testing.assert_allclose([inline[i] for i in probe], [fresh[i] for i in probe],
+                               atol=0.05)
