@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,15 @@ def main() -> None:
         result.model, data.item_ids, split.revealed, split.hidden, result.device,
     )
     name = f"attentive_{args.head}"
-    predictions = {name: ours, **predictions}
+    # The same model without its session offset (it weighs the revealed ratings given
+    # just before each hidden one).
+    timed = result.model.config
+    result.model.config = replace(timed, session_seconds=None, session_shrink=None)
+    timeless, _ = predict_table(
+        result.model, data.item_ids, split.revealed, split.hidden, result.device,
+    )
+    result.model.config = timed
+    predictions = {name: ours, f"{name}_without_session": timeless, **predictions}
     rows = {k: {"rmse": rmse(p, truth), "mae": mae(p, truth)} for k, p in predictions.items()}
     best_peer = min(NO_RETRAIN, key=lambda k: rows[k]["rmse"])
     ratio = rows[name]["rmse"] / rows[best_peer]["rmse"]
@@ -165,6 +174,9 @@ def main() -> None:
         "attribute_ridge": result.model.config.attribute_ridge,
         "departure_shrink": result.model.config.departure_shrink,
         "departure_validation_rmse": result.departure_rmse,
+        "session_seconds": result.model.config.session_seconds,
+        "session_shrink": result.model.config.session_shrink,
+        "session_validation_rmse": result.session_rmse,
         "genres": not args.no_genres,
         "wall_s": seconds,
     }

@@ -342,7 +342,10 @@ class RatingModel(nn.Module):
         targets (C,) and weights (W,) or (V, W) of its leave-one-out variants."""
         if weights.shape[-1] == 1:
             return weights[..., :1]
-        return (self._offset_features(targets) * weights[..., None, :]).sum(-1)
+        features = self._offset_features(targets)
+        if targets.dim() == 1 and weights.dim() == 2:  # the variants': one product, (V, C)
+            return weights @ features.T
+        return (features * weights[..., None, :]).sum(-1)
 
     def _offset_features(self, items: Tensor) -> Tensor:
         """[1, a_i] for each item (..., W)."""
@@ -479,29 +482,27 @@ class RatingModel(nn.Module):
         """`offsets_without` from the history's own leave-one-out: each item predicted from
         all the others `own` (L,), and from all the others but position p `own_without`
         (P, L)."""
-        whole, weights = self._offset_weights_from(hist_items, hist_ratings, positions, own,
-                                                   own_without)
-        if times is None or self.config.session_seconds is None:
-            return HistoryOffset(whole), HistoryOffset(weights)
-        n, p = hist_ratings.shape[0], positions.shape[0]
-        everything = torch.ones_like(hist_items[None], dtype=torch.bool)
+        n = hist_ratings.shape[0]
         residual = hist_ratings[None, :] - own_without  # (P, L)
         others = positions[:, None] != torch.arange(n, device=positions.device)  # (P, L)
-        session = self._session(hist_items[None], (hist_ratings - own)[None], whole[None],
-                                everything, (times[0][None], times[1][None]))
-        session_without = self._session(hist_items, residual, weights, others,
-                                        (times[0].expand(p, n), times[1].expand(p, -1)))
-        return HistoryOffset(whole, session[0]), HistoryOffset(weights, session_without)
+        whole, weights = self._offset_weights_from(hist_items, hist_ratings, positions, own,
+                                                   residual, others)
+        if times is None or self.config.session_seconds is None:
+            return HistoryOffset(whole), HistoryOffset(weights)
+        # The whole history as one more variant, keeping every item: one pass for all.
+        keep = torch.cat([torch.ones_like(others[:1]), others])
+        session = self._session(hist_items, torch.cat([(hist_ratings - own)[None], residual]),
+                                torch.cat([whole[None], weights]), keep, times)  # (1 + P, 1)
+        return HistoryOffset(whole, session[0]), HistoryOffset(weights, session[1:])
 
     def _offset_weights_from(
         self, hist_items: Tensor, hist_ratings: Tensor, positions: Tensor, own: Tensor,
-        own_without: Tensor,
+        residual: Tensor, others: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """The history offset's weights (W,) and theirs with each of `positions` removed
-        (P, W), from the history's own leave-one-out (`_offsets_from`)."""
+        (P, W), from the history's own leave-one-out (`_offsets_from`): each variant's
+        residuals `residual` over the items it keeps, `others` (P, L)."""
         n, p = hist_ratings.shape[0], positions.shape[0]
-        residual = hist_ratings[None, :] - own_without  # (P, L)
-        others = positions[:, None] != torch.arange(n, device=positions.device)  # (P, L)
         if self.config.attribute_ridge is None:
             whole = self.offset_weights(hist_items[None], (hist_ratings - own)[None],
                                         torch.ones_like(hist_items[None], dtype=torch.bool))
