@@ -86,9 +86,9 @@ class RatingTrainConfig:
     departure_shrinks: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
     # tau (seconds) and lambda of the session offset (the model's `session_seconds` and
     # `session_shrink`), every pair tried on the validation split, each target predicted for
-    # when it was rated, after the departure's shrinkage; () for none. The fast recipe on u1,
-    # validation / test: 0.8865 / 0.9051 without, 0.8710 / 0.8940 at 72 s and 4, 0.8726 /
-    # 0.8932 at 180 s and 4 (bench/findings.md).
+    # when it was rated, after the departure's shrinkage; () for none. The fast recipe on u1
+    # (a dump of its predictions), validation / test: 0.8865 / 0.9051 without, 0.8728 /
+    # 0.8971 at 60 s and 4, 0.8754 / 0.8974 at 180 s and 4 (bench/findings.md).
     session_seconds: tuple[float, ...] = (30.0, 60.0, 180.0, 600.0, 1800.0)
     session_shrinks: tuple[float, ...] = (2.0, 4.0, 8.0)
     seed: int = 0

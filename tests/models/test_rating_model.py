@@ -429,8 +429,8 @@ def test_history_offset_is_the_shrunk_mean_residual_of_each_item_predicted_from_
 
 def test_the_session_offset_weighs_the_residuals_rated_near_the_prediction_time() -> None:
     """A prediction for time t adds sum_j w_j e_j / (sum_j w_j + lambda): e_j the residual
-    of item j after the history offset, w_j = exp(-|t - t_j| / tau). Long after the history,
-    it adds nothing."""
+    of item j after the history offset, w_j = exp(-(t - t_j) / tau) for an item rated at or
+    before t, 0 after it. Long after the history, it adds nothing."""
     model = random_model(history_offset_shrink=3.0, **SESSION)
     history = History(np.array([3, 7, 1, 12, 20]), np.array([5, 1, 4, 2, 3], np.float32),
                       TIMES)
@@ -446,7 +446,7 @@ def test_the_session_offset_weighs_the_residuals_rated_near_the_prediction_time(
                     for p in range(len(history))])
     residuals = history.ratings - raw - mean
     for at in (NOW, NOW - 86_350):
-        weight = np.exp(-np.abs(at - TIMES) / 90.0)
+        weight = np.where(TIMES <= at, np.exp(-np.abs(at - TIMES) / 90.0), 0.0)
         session = float((weight * residuals).sum() / (weight.sum() + 2.0))
         [timeless] = predict_ratings(model, [history], [targets])
         [timed] = predict_ratings(model, [history], [targets], at=[at])
