@@ -52,8 +52,13 @@ def rating_section(row: dict | None, folds_row: dict | None) -> list[str]:
         return ["## Rating prediction", "", "Not run (`python -m bench.rating_quality`).", ""]
     first = str(row["folds"][0])
     per_fold = row["per_fold"][first]
-    lines = ["## Rating prediction", "", _provenance(row), "",
-             f"Canonical u{first} split, every model fitted on `u{first}.base` in one run:", "",
+    split = f"Canonical u{first} split, every model fitted on `u{first}.base` in one run"
+    if any(name.endswith("_without_session") for name in per_fold):
+        split += (". Ours predicts each test rating for when it was given, its session offset "
+                  "weighing the history's ratings given in the minutes before "
+                  "(`docs/architecture.md`); `_without_session` is the same model without "
+                  "it, as the peers, which use no times")
+    lines = ["## Rating prediction", "", _provenance(row), "", split + ":", "",
              "| model | RMSE | MAE | fit s |", "| --- | --- | --- | --- |"]
     for name, r in per_fold.items():
         lines.append(f"| {name} | {r['rmse']:.4f} | {r['mae']:.4f} | {r.get('train_s', '')} |")
