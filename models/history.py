@@ -54,7 +54,8 @@ class PaddedBatch:
     targets: Tensor  # (H, C) long
     target_mask: Tensor  # (H, C) bool
     # (H, L) and (H, C) int64 Unix seconds: when each history item was rated and when each
-    # target's rating is predicted for; None unless every history has times and `at` is given.
+    # target's rating is predicted for; None without `at`. A row with no time or a history
+    # without times is predicted for NEVER, before anything was rated: no session offset.
     hist_times: Tensor | None = None
     target_times: Tensor | None = None
 
@@ -63,12 +64,13 @@ def pad_batch(
     histories: Sequence[History],
     targets: Sequence[np.ndarray],
     device: torch.device | str = "cpu",
-    at: Sequence[np.ndarray | int] | None = None,
+    at: Sequence[np.ndarray | int | None] | None = None,
 ) -> PaddedBatch:
     """Pads histories and target lists (one per history) into dense tensors.
 
     at: per history, when its targets' ratings are predicted for (Unix seconds): one time
-    for all its targets (serving: now) or one per target (evaluation: when each was rated).
+    for all its targets (serving: now), one per target (evaluation: when each was rated), or
+    None (no session offset for that history).
     An empty history gets one masked slot so shapes stay valid; the models then use their
     default user.
     """
@@ -89,7 +91,7 @@ def pad_batch(
         target_mask[row, : len(wanted)] = True
     as_tensor = lambda a: torch.from_numpy(a).to(device, non_blocking=True)  # noqa: E731
     times = None
-    if at is not None and all(history.times is not None for history in histories):
+    if at is not None:
         times = tuple(as_tensor(a) for a in _padded_times(histories, at, length, width))
     return PaddedBatch(
         as_tensor(hist_items),
@@ -101,13 +103,21 @@ def pad_batch(
     )
 
 
+# A time before any rating: what a target without one is predicted for.
+NEVER = np.iinfo(np.int64).min // 2
+
+
 def _padded_times(
-    histories: Sequence[History], at: Sequence[np.ndarray | int], length: int, width: int
+    histories: Sequence[History], at: Sequence[np.ndarray | int | None], length: int,
+    width: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(H, L) rating times and (H, C) prediction times, 0 where padded."""
+    """(H, L) rating times and (H, C) prediction times, 0 where padded, NEVER for a history
+    without a time or without times of its own."""
     hist_times = np.zeros((len(histories), length), np.int64)
-    target_times = np.zeros((len(histories), width), np.int64)
+    target_times = np.full((len(histories), width), NEVER, np.int64)
     for row, (history, when) in enumerate(zip(histories, at, strict=True)):
+        if when is None or history.times is None:
+            continue
         hist_times[row, : len(history)] = history.times
         target_times[row] = when if np.ndim(when) == 0 else np.pad(
             np.asarray(when, np.int64), (0, width - len(when)))

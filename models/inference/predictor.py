@@ -319,9 +319,7 @@ class Predictor:
         offset = None
         if all(own is not None for own in offsets):
             offset = HistoryOffset.stack([own[0] for own in offsets])  # type: ignore[index]
-        at = [jobs[i].at for i in members]
-        batch = pad_batch(histories, wanted, self.device,
-                          None if None in at else at)  # type: ignore[arg-type]
+        batch = pad_batch(histories, wanted, self.device, [jobs[i].at for i in members])
         rated = rating_output(self.rating_model, batch, offset)
         ratings = rated.rating.float().cpu().numpy()
         for row, p in enumerate(positions):

@@ -41,7 +41,7 @@ def predict_ratings(
     histories: Sequence[History],
     targets: Sequence[np.ndarray],
     device: torch.device | str = "cpu",
-    at: Sequence[np.ndarray | int] | None = None,
+    at: Sequence[np.ndarray | int | None] | None = None,
 ) -> list[np.ndarray]:
     """One float32 array of predicted ratings per history (its newest `max_context` items),
     as of `at` (per history, one time or one per target; see `pad_batch`)."""

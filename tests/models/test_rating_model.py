@@ -454,6 +454,11 @@ def test_the_session_offset_weighs_the_residuals_rated_near_the_prediction_time(
         assert inside.sum() >= 2 and abs(session) > 0.05
         np.testing.assert_allclose(timed[inside],
                                    np.clip(timeless + session, 1, 5)[inside], atol=1e-5)
+    # Beside a history predicted for no time (a micro-batch of both): each as if alone.
+    timed_alone = predict_ratings(model, [history], [targets], at=[NOW])[0]
+    both = predict_ratings(model, [history, history], [targets] * 2, at=[NOW, None])
+    np.testing.assert_allclose(both[0], timed_alone, atol=1e-6)
+    np.testing.assert_allclose(both[1], timeless, atol=1e-6)
     # A prediction a year later: the history's sitting is over.
     [later] = predict_ratings(model, [history], [targets], at=[NOW + 365 * 86_400])
     np.testing.assert_allclose(later, timeless, atol=1e-6)
@@ -471,9 +476,12 @@ def test_a_history_keeps_its_times_when_cut() -> None:
     np.testing.assert_array_equal(history.without(1).times, [10, 30])
     untimed = History(history.items, history.ratings)
     assert untimed.newest(2).times is None
-    # A batch has times only when every history has them and a time is asked for.
-    assert pad_batch([history, untimed], [np.array([1])] * 2, at=[5, 5]).hist_times is None
+    # A batch has times when a time is asked for; a history without times, or without a
+    # time asked, is predicted for before anything was rated (no session offset).
     assert pad_batch([history], [np.array([1])]).target_times is None
+    mixed = pad_batch([history, untimed, history], [np.array([1])] * 3, at=[50, 50, None])
+    np.testing.assert_array_equal(mixed.hist_times, [[10, 20, 30], [0, 0, 0], [0, 0, 0]])
+    assert mixed.target_times[0, 0] == 50 and (mixed.target_times[1:] < -10**18).all()
     batch = pad_batch([history, history.newest(1)], [np.array([1, 2]), np.array([4])],
                       at=[np.array([40, 50]), 60])
     np.testing.assert_array_equal(batch.hist_times, [[10, 20, 30], [30, 0, 0]])
