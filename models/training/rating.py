@@ -167,7 +167,7 @@ def train_rating_model(
     model.config = replace(model.config, departure_shrink=departure)
     session_rmse = _session_rmse(model, fit_part.timelines, val_part,
                                  min(departure_rmse.values()), config, device)
-    session = _session_setting(min(session_rmse, key=session_rmse.get))
+    session = _offset_setting(min(session_rmse, key=session_rmse.get))
     if config.refit:
         # Same recipe, every rating used, for the epoch count validation chose.
         model, _, _ = _fit(data, None, scale, config, device, best["epoch"], progress)
@@ -531,7 +531,9 @@ def _offset_key(shrink: float, ridge: float | None) -> str:
 
 
 def _offset_setting(key: str) -> tuple[float | None, float | None]:
-    """The history offset's shrinkage and attribute ridge named by an `_offset_trials` key."""
+    """The two numbers a grid key names ("3.0+30.0"; "3.0": the second None; "none": both):
+    the history offset's shrinkage and attribute ridge (`_offset_trials`), or the session
+    offset's tau and lambda (`_session_rmse`)."""
     if key == "none":
         return None, None
     shrink, _, ridge = key.partition("+")
@@ -597,8 +599,7 @@ def _departure_rmse(
         batch = pad_batch([histories[i] for i in chunk], [items[i] for i in chunk], device)
         offset = None
         if model.config.history_offset_shrink is not None:
-            offset = model.history_offset(batch.hist_items, batch.hist_ratings,
-                                          batch.hist_mask)
+            offset = model.history_offset(batch.hist_items, batch.hist_ratings, batch.hist_mask)
         for shrink in config.departure_shrinks:
             model.config = replace(model.config, departure_shrink=shrink)
             rated = rating_output(model, batch, offset).rating.double().cpu().numpy()
@@ -646,14 +647,6 @@ def _session_rmse(
     count = max(sum(len(t) for t in truth), 1)
     return {"none": without, **{f"{tau}+{shrink}": float(np.sqrt(v / count))
                                 for (tau, shrink), v in squared.items()}}
-
-
-def _session_setting(key: str) -> tuple[float | None, float | None]:
-    """tau and lambda of the session offset a `_session_rmse` key names; "none": None."""
-    if key == "none":
-        return None, None
-    tau, _, shrink = key.partition("+")
-    return float(tau), float(shrink)
 
 
 def _validation_times(part: EncodedRatings) -> list[np.ndarray]:
