@@ -54,7 +54,8 @@ class PaddedBatch:
     targets: Tensor  # (H, C) long
     target_mask: Tensor  # (H, C) bool
     # (H, L) and (H, C) int64 Unix seconds: when each history item was rated and when each
-    # target's rating is predicted for; None without `at`. A row with no time or a history
+    # target's rating is predicted for ((H, 1) where each history has one time); None
+    # without `at`. A row with no time or a history
     # without times is predicted for NEVER, before anything was rated: no session offset.
     hist_times: Tensor | None = None
     target_times: Tensor | None = None
@@ -112,7 +113,10 @@ def _padded_times(
     width: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(H, L) rating times and (H, C) prediction times, 0 where padded, NEVER for a history
-    without a time or without times of its own."""
+    without a time or without times of its own; (H, 1) where no history has one time per
+    target, so that serving weighs each history once, not once per candidate."""
+    if all(when is None or np.ndim(when) == 0 for when in at):
+        width = 1
     hist_times = np.zeros((len(histories), length), np.int64)
     target_times = np.full((len(histories), width), NEVER, np.int64)
     for row, (history, when) in enumerate(zip(histories, at, strict=True)):
